@@ -1,0 +1,1 @@
+"""Library code behind the movielens-pipeline steps: plain functions, no ZenML."""

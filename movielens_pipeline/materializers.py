@@ -1,0 +1,80 @@
+"""ZenML materializers: Parquet tables and safetensors weights, never pickles."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, ClassVar
+
+import pandas as pd
+import pyarrow.parquet as pq
+from zenml.enums import ArtifactType
+from zenml.materializers.base_materializer import BaseMaterializer
+
+from movielens_pipeline.dataset import SequenceDataset
+from movielens_pipeline.training import (
+    META_FILE,
+    WEIGHTS_FILE,
+    TrainedModel,
+    load_trained_model,
+    save_trained_model,
+)
+
+DATASET_TABLES = ("user_map", "item_map", "sequences", "attribute_vocab", "item_attributes")
+
+
+class SequenceDatasetMaterializer(BaseMaterializer):
+    """One Parquet file per table plus ``stats.json``."""
+
+    ASSOCIATED_TYPES: ClassVar[tuple] = (SequenceDataset,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
+
+    def load(self, data_type: type[Any]) -> SequenceDataset:
+        tables = {}
+        for name in DATASET_TABLES:
+            with self.artifact_store.open(os.path.join(self.uri, f"{name}.parquet"), "rb") as f:
+                tables[name] = pq.read_table(f).to_pandas()
+        with self.artifact_store.open(os.path.join(self.uri, "stats.json"), "r") as f:
+            stats = json.load(f)
+        for column in ("items", "timestamps"):
+            tables["sequences"][column] = tables["sequences"][column].map(list)
+        return SequenceDataset(**tables, stats=stats)
+
+    def save(self, data: SequenceDataset) -> None:
+        for name in DATASET_TABLES:
+            frame: pd.DataFrame = getattr(data, name)
+            with self.artifact_store.open(os.path.join(self.uri, f"{name}.parquet"), "wb") as f:
+                frame.to_parquet(f, index=False)
+        with self.artifact_store.open(os.path.join(self.uri, "stats.json"), "w") as f:
+            json.dump(data.stats, f, indent=2)
+
+    def extract_metadata(self, data: SequenceDataset) -> dict[str, Any]:
+        return {k: v for k, v in data.stats.items() if not isinstance(v, dict)} | {
+            f"attributes_{k}": v for k, v in data.stats.get("attributes_per_type", {}).items()
+        }
+
+
+class TrainedModelMaterializer(BaseMaterializer):
+    """``weights.safetensors`` plus ``model.json`` (kind, config, history, summary)."""
+
+    ASSOCIATED_TYPES: ClassVar[tuple] = (TrainedModel,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.MODEL
+    FILES = (WEIGHTS_FILE, META_FILE)
+
+    def load(self, data_type: type[Any]) -> TrainedModel:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in self.FILES:
+                self.artifact_store.copyfile(os.path.join(self.uri, name), os.path.join(tmp, name))
+            return load_trained_model(tmp)
+
+    def save(self, data: TrainedModel) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            save_trained_model(data, tmp)
+            for name in self.FILES:
+                self.artifact_store.copyfile(os.path.join(tmp, name), os.path.join(self.uri, name))
+
+    def extract_metadata(self, data: TrainedModel) -> dict[str, Any]:
+        scalars = {k: v for k, v in data.summary.items() if isinstance(v, (int, float, str))}
+        parameters = sum(t.numel() for t in data.state_dict.values())
+        return {"kind": data.kind, "parameters": parameters} | scalars

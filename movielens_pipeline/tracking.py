@@ -1,0 +1,61 @@
+"""MLflow glue for the training steps (the trainers only see a LogFn)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, is_dataclass
+
+import mlflow
+
+from movielens_pipeline.training import LogFn
+
+
+def flat_params(prefix: str, config) -> dict[str, str]:
+    """A config dataclass or dict as MLflow params ``prefix.field``."""
+    values = asdict(config) if is_dataclass(config) else dict(config)
+    return {f"{prefix}.{k}": str(v) for k, v in values.items()}
+
+
+def mlflow_log_fn(prefix: str) -> LogFn:
+    """Per-epoch metrics as MLflow metrics named ``<prefix>_<metric>`` with the epoch as step."""
+
+    def log(metrics: dict[str, float], step: int) -> None:
+        mlflow.log_metrics({f"{prefix}_{k}": float(v) for k, v in metrics.items()}, step=step)
+
+    return log
+
+
+def log_curves(history: list[dict], title: str, artifact_name: str) -> None:
+    """Plot every numeric series of a training history and log the PNG to MLflow."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({k for row in history for k, v in row.items() if isinstance(v, (int, float))} - {"epoch"})
+    losses = [k for k in keys if "loss" in k]
+    quality = [k for k in keys if k.startswith("valid_")]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, group, label in ((axes[0], losses, "loss"), (axes[1], quality, "validation metric")):
+        for key in group:
+            ax.plot([row.get("epoch", i) for i, row in enumerate(history)], [row.get(key) for row in history], label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        if group:
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, artifact_name)
+        fig.savefig(path, dpi=100)
+        mlflow.log_artifact(path)
+    plt.close(fig)
+
+
+def experiment_tracker_name() -> str | None:
+    """Name of the active stack's experiment tracker, so steps work on any stack that has one."""
+    from zenml.client import Client
+
+    tracker = Client().active_stack.experiment_tracker
+    return tracker.name if tracker else None

@@ -1,0 +1,1 @@
+"""One ZenML step per file: thin glue around the plain functions in movielens_pipeline/."""

@@ -1,0 +1,49 @@
+"""Hermetic test session: a throwaway ZenML store, repository and MLflow store.
+
+The environment is set before anything imports ZenML, so no test reads or writes the user's
+ZenML config, the checkout's .zen repository, or the checkout's MLflow store.
+"""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="movielens-tests-"))
+ZENML_REPOSITORY = SESSION_DIR / "zenml-repository"
+MLFLOW_DIR = SESSION_DIR / "mlflow"
+
+os.environ.update(
+    ZENML_CONFIG_PATH=str(SESSION_DIR / "zenml-config"),
+    ZENML_REPOSITORY_PATH=str(ZENML_REPOSITORY),
+    ZENML_ANALYTICS_OPT_IN="false",
+    AUTO_OPEN_DASHBOARD="false",
+    MLFLOW_TRACKING_URI=f"sqlite:///{MLFLOW_DIR / 'mlflow.db'}",
+    MOVIELENS_CHECKPOINT_DIR=str(SESSION_DIR / "checkpoints"),
+)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def zenml_stack():
+    """An initialised ZenML repository with the project's stack active; yields the MLflow dir."""
+    from zenml.utils import source_utils
+
+    ZENML_REPOSITORY.mkdir(parents=True, exist_ok=True)
+    from zenml.client import Client
+
+    Client.initialize(root=ZENML_REPOSITORY)
+    # Steps are imported from the checkout, not from the throwaway repository folder.
+    source_utils.set_custom_source_root(REPO_ROOT)
+    from movielens_pipeline.stack import ensure_experiments, ensure_stack
+
+    MLFLOW_DIR.mkdir(parents=True, exist_ok=True)
+    ensure_stack(MLFLOW_DIR)
+    ensure_experiments(MLFLOW_DIR, {"movielens", "movielens-tests"})
+    yield MLFLOW_DIR
