@@ -46,7 +46,7 @@ mlflow-ui: $(VENV)/.installed
 	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_URI)" --host 127.0.0.1 --port 5000
 
 serve: $(VENV)/.installed
-	MLFLOW_TRACKING_URI="$(MLFLOW_URI)" $(BIN)/mlflow models serve -m "models:/$(MODEL)@champion" \
+	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI="$(MLFLOW_URI)" $(BIN)/mlflow models serve -m "models:/$(MODEL)@champion" \
 		--env-manager local -h 127.0.0.1 -p $(PORT)
 
 benchmark: $(VENV)/.installed

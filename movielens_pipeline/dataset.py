@@ -9,6 +9,7 @@ Index conventions shared by all models:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,6 +97,13 @@ class SequenceDataset:
                 pairs["attr_idx"].to_numpy(dtype=np.int64)
             )
         return index
+
+    def fingerprint(self) -> str:
+        """Short content hash of the users' sequences (identifies the data a model saw)."""
+        digest = hashlib.sha256()
+        for user, seq in zip(self.user_indices, self.full_sequences()):
+            digest.update(np.int64(user).tobytes() + seq.tobytes())
+        return digest.hexdigest()[:16]
 
     def item_popularity(self) -> np.ndarray:
         """Training-part interaction count of each item index (index 0 stays 0)."""

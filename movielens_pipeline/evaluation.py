@@ -183,3 +183,20 @@ def comparison_html(table: pd.DataFrame, bootstrap: dict, chart_png: bytes) -> s
         + section("valid", "", "Validation, full ranking")
         + f"<img src='data:image/png;base64,{chart}'/></body></html>"
     )
+
+
+def mlflow_metrics(table: pd.DataFrame, model: str) -> dict[str, float]:
+    """One model's rows as MLflow keys such as ``test_ndcg_at_10`` or ``valid_sampled_hit_at_10``."""
+    rows = table[table["model"] == model]
+    return {
+        f"{row['split']}_{column}": float(row[column])
+        for _, row in rows.iterrows()
+        for column in table.columns
+        if column not in ("model", "split")
+    }
+
+
+def png_to_image(png: bytes):
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png))

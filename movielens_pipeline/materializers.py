@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import pandas as pd
 import pyarrow.parquet as pq
 from zenml.enums import ArtifactType
+from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 
 from movielens_pipeline.dataset import SequenceDataset
@@ -65,14 +66,14 @@ class TrainedModelMaterializer(BaseMaterializer):
     def load(self, data_type: type[Any]) -> TrainedModel:
         with tempfile.TemporaryDirectory() as tmp:
             for name in self.FILES:
-                self.artifact_store.copyfile(os.path.join(self.uri, name), os.path.join(tmp, name))
+                fileio.copy(os.path.join(self.uri, name), os.path.join(tmp, name))
             return load_trained_model(tmp)
 
     def save(self, data: TrainedModel) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             save_trained_model(data, tmp)
             for name in self.FILES:
-                self.artifact_store.copyfile(os.path.join(tmp, name), os.path.join(self.uri, name))
+                fileio.copy(os.path.join(tmp, name), os.path.join(self.uri, name), overwrite=True)
 
     def extract_metadata(self, data: TrainedModel) -> dict[str, Any]:
         scalars = {k: v for k, v in data.summary.items() if isinstance(v, (int, float, str))}

@@ -96,10 +96,11 @@ def full_ranking(
         exclude = seen_mask(batch_hist, num_items, scores.device) if exclude_seen else None
         ranks.append(pessimistic_ranks(scores, tgt, exclude).cpu().numpy())
         if top_k:
-            scores[:, 0] = float("-inf")
+            candidates = scores.clone()
+            candidates[:, 0] = float("-inf")
             if exclude is not None:
-                scores = scores.masked_fill(exclude, float("-inf"))
-            top_items.append(scores.topk(top_k, dim=1).indices.cpu().numpy())
+                candidates.masked_fill_(exclude, float("-inf"))
+            top_items.append(candidates.topk(top_k, dim=1).indices.cpu().numpy())
     empty = np.zeros(0, dtype=np.int64)
     return (
         np.concatenate(ranks) if ranks else empty,

@@ -8,7 +8,7 @@ from dataclasses import asdict, is_dataclass
 
 import mlflow
 
-from movielens_pipeline.training import LogFn
+from movielens_pipeline.training import LogFn, TrainedModel
 
 
 def flat_params(prefix: str, config) -> dict[str, str]:
@@ -59,3 +59,35 @@ def experiment_tracker_name() -> str | None:
 
     tracker = Client().active_stack.experiment_tracker
     return tracker.name if tracker else None
+
+
+def log_trained_model(trained: TrainedModel, name: str, device: str) -> None:
+    """Summary figures, device, loss curves and the best weights of a training run."""
+    from movielens_pipeline.training import save_trained_model
+
+    mlflow.set_tags({"model": name, "device": device})
+    mlflow.log_metrics(
+        {f"{name}_{k}": float(v) for k, v in trained.summary.items() if isinstance(v, (int, float))}
+    )
+    log_curves(trained.history, f"{name} training", f"{name}_curves.png")
+    with tempfile.TemporaryDirectory() as tmp:
+        save_trained_model(trained, tmp)
+        mlflow.log_artifacts(tmp, artifact_path=f"{name}_weights")
+
+
+def git_commit() -> str:
+    """The checkout's commit (with '-dirty' when it has uncommitted changes), or 'unknown'."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")

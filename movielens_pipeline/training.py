@@ -44,6 +44,12 @@ def config_fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def checkpoint_root() -> Path:
+    """Where interrupted training jobs leave their last epoch (MOVIELENS_CHECKPOINT_DIR)."""
+    default = Path(__file__).resolve().parent.parent / ".checkpoints"
+    return Path(os.environ.get("MOVIELENS_CHECKPOINT_DIR", default))
+
+
 class CheckpointStore:
     """One file per training job, rewritten atomically after every epoch.
 

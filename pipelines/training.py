@@ -1,21 +1,36 @@
 """The training DAG.
 
-    ingest_ratings → validate_data → build_dataset ─┬→ s3rec_pretrain → s3rec_finetune ─┬→ evaluate → register
-                                                    └→ lrml_train ─────────────────────┘
+  ingest_ratings → validate_data → build_dataset ─┬→ s3rec_pretrain → s3rec_finetune ──┐
+                                                  ├→ sasrec_finetune (no pretraining) ──┼→ evaluate → register
+                                                  └→ lrml_train ────────────────────────┘
 """
 
 from zenml import pipeline
 
 from steps.build_dataset import build_dataset
+from steps.evaluate import evaluate
 from steps.ingest_ratings import ingest_ratings
+from steps.lrml_train import lrml_train
+from steps.register import register
+from steps.s3rec_finetune import s3rec_finetune
+from steps.s3rec_pretrain import s3rec_pretrain
 from steps.validate_data import validate_data
 
 
 @pipeline
-def training_pipeline():
+def training_pipeline(pretrain: bool = True, compare_without_pretraining: bool = True):
+    """``pretrain=False`` trains S3Rec from scratch (the SASRec-style ablation) instead;
+    ``compare_without_pretraining`` also trains that ablation beside the pretrained model."""
     interactions, items, item_attributes = ingest_ratings()
     validate_data(interactions, items, item_attributes)
-    sequence_dataset, _, _ = build_dataset(
-        interactions, items, item_attributes, after="validate_data"
-    )
-    return sequence_dataset
+    sequence_dataset, _, _ = build_dataset(interactions, items, item_attributes, after="validate_data")
+
+    pretrained = s3rec_pretrain(sequence_dataset) if pretrain else None
+    s3rec_model = s3rec_finetune(sequence_dataset, pretrained)
+    sasrec_model = None
+    if pretrain and compare_without_pretraining:
+        sasrec_model = s3rec_finetune(sequence_dataset, None, id="sasrec_finetune")
+    lrml_model = lrml_train(sequence_dataset)
+
+    metrics, per_user, _, _ = evaluate(sequence_dataset, s3rec_model, lrml_model, sasrec_model)
+    register(sequence_dataset, s3rec_model, lrml_model, metrics, per_user, sasrec_model)

@@ -19,13 +19,18 @@ def validate_data(
     items: pd.DataFrame,
     item_attributes: pd.DataFrame,
     min_interactions_per_user: int = 3,
+    require_item_attributes: bool = True,
 ) -> Tuple[
     Annotated[HTMLString, "validation_report"],
     Annotated[dict, "validation_results"],
 ]:
     """Check the ingested tables against the Great Expectations suites in data_contracts/."""
     report = contracts.validate_tables(
-        interactions, items, item_attributes, min_interactions_per_user=min_interactions_per_user
+        interactions,
+        items,
+        item_attributes,
+        min_interactions_per_user=min_interactions_per_user,
+        require_item_attributes=require_item_attributes,
     )
     html, results = HTMLString(report.to_html()), report.to_json()
     mlflow.log_text(html, "data_validation/report.html")

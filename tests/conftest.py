@@ -47,3 +47,30 @@ def zenml_stack():
     ensure_stack(MLFLOW_DIR)
     ensure_experiments(MLFLOW_DIR, {"movielens", "movielens-tests"})
     yield MLFLOW_DIR
+
+
+@pytest.fixture
+def mlflow_client(zenml_stack):
+    """A client on the session's MLflow store (ZenML resets the global tracking URI after steps)."""
+    import mlflow
+
+    uri = f"sqlite:///{MLFLOW_DIR / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return mlflow.MlflowClient(uri, uri)
+
+
+class SmokeRun:
+    def __init__(self, run):
+        self.run = run
+
+
+@pytest.fixture(scope="session")
+def smoke_run(zenml_stack):
+    """One run of the whole pipeline with configs/smoke.yaml, shared by the tests that read it."""
+    from zenml.client import Client
+
+    from pipelines.training import training_pipeline
+
+    run = training_pipeline.with_options(config_path=str(REPO_ROOT / "configs" / "smoke.yaml"))()
+    return SmokeRun(Client().get_pipeline_run(run.id))

@@ -1,0 +1,222 @@
+"""Logging recommenders as MLflow pyfunc models, registering them, and moving the champion alias."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import torch
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+from mlflow.types.schema import Array
+
+from movielens_pipeline.dataset import SequenceDataset
+from movielens_pipeline.evaluation import paired_bootstrap, split_inputs
+from movielens_pipeline.metrics import ScoreFn, full_ranking_ranks, per_user_metric
+from movielens_pipeline.recommenders import load_recommender
+from movielens_pipeline.training import TrainedModel, load_trained_model, save_trained_model
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SERVING_CODE = PACKAGE_DIR / "serving.py"
+CODE_PATHS = [str(PACKAGE_DIR), str(PACKAGE_DIR.parent / "models")]
+
+SIGNATURE = ModelSignature(
+    inputs=Schema(
+        [
+            # double, not long: JSON rows without a user come in as NaN, which long refuses.
+            ColSpec(DataType.double, "user_id", required=False),
+            ColSpec(Array(DataType.long), "history"),
+        ]
+    ),
+    outputs=Schema(
+        [
+            ColSpec(DataType.double, "user_id", required=False),
+            ColSpec(Array(DataType.long), "item_ids"),
+            ColSpec(Array(DataType.string), "titles"),
+            ColSpec(Array(DataType.double), "scores"),
+            ColSpec(DataType.string, "fallback"),
+        ]
+    ),
+    params=ParamSchema([ParamSpec("k", DataType.long, 10), ParamSpec("exclude_seen", DataType.boolean, True)]),
+)
+
+
+def serving_tables(dataset: SequenceDataset) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Id maps as serving needs them: items with titles and popularity, users with their items."""
+    items = dataset.item_map.assign(popularity=dataset.item_popularity()[dataset.item_map["item_idx"]])
+    histories = dict(zip(dataset.user_indices, dataset.train_sequences()))
+    users = dataset.user_map.assign(history=[histories[u].tolist() for u in dataset.user_map["user_idx"]])
+    return items, users
+
+
+def log_pyfunc(trained: TrainedModel, dataset: SequenceDataset, name: str) -> str:
+    """Log one model as a pyfunc from code (no pickled Python objects); returns its model URI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        save_trained_model(trained, tmp / "model")
+        items, users = serving_tables(dataset)
+        items.to_parquet(tmp / "item_map.parquet", index=False)
+        users.to_parquet(tmp / "user_map.parquet", index=False)
+        example_history = dataset.item_map["item_id"].head(3).astype(int).tolist()
+        info = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(SERVING_CODE),
+            artifacts={
+                "model": str(tmp / "model"),
+                "item_map": str(tmp / "item_map.parquet"),
+                "user_map": str(tmp / "user_map.parquet"),
+            },
+            code_paths=CODE_PATHS,
+            signature=SIGNATURE,
+            input_example=pd.DataFrame(
+                {"user_id": [float(dataset.user_map["user_id"].iloc[0])], "history": [example_history]}
+            ),
+        )
+    return info.model_uri
+
+
+@dataclass
+class RegisteredRecommender:
+    """A registered model loaded back from its artifacts (weights via safetensors only)."""
+
+    trained: TrainedModel
+    items: pd.DataFrame
+    users: pd.DataFrame
+
+    @classmethod
+    def download(cls, model_uri: str) -> "RegisteredRecommender":
+        local = Path(mlflow.artifacts.download_artifacts(model_uri)) / "artifacts"
+        return cls(
+            load_trained_model(local / "model"),
+            pd.read_parquet(local / "item_map.parquet"),
+            pd.read_parquet(local / "user_map.parquet"),
+        )
+
+    def score_fn_for(self, dataset: SequenceDataset) -> ScoreFn:
+        """Scores in ``dataset``'s index space, whatever index space the model was trained in.
+
+        Items the model never saw score -inf (they can only rank last); users it never saw
+        get its popularity scores.
+        """
+        recommender = load_recommender(self.trained)
+        own_item = dict(zip(self.items["item_id"], self.items["item_idx"]))
+        own_user = dict(zip(self.users["user_id"], self.users["user_idx"]))
+        to_own_item = np.array([0] + [own_item.get(i, 0) for i in dataset.item_map["item_id"]])
+        to_own_user = np.array([0] + [own_user.get(u, 0) for u in dataset.user_map["user_id"]])
+        column = torch.as_tensor(to_own_item)
+        popularity = torch.zeros(len(self.items) + 1)
+        popularity[torch.as_tensor(self.items["item_idx"].to_numpy())] = torch.as_tensor(
+            self.items["popularity"].to_numpy(dtype=np.float32)
+        )
+
+        def scores(user_indices: torch.Tensor, histories) -> torch.Tensor:
+            own_users = torch.as_tensor(to_own_user[user_indices.cpu().numpy()])
+            own_histories = [to_own_item[h][to_own_item[h] > 0] for h in histories]
+            own_scores = recommender.score_fn(own_users, own_histories).float().cpu()
+            if not recommender.uses_history:
+                cold = own_users == 0
+                own_scores[cold] = popularity[: own_scores.shape[1]].expand(int(cold.sum()), -1)
+            out = own_scores[:, column]
+            out[:, column == 0] = float("-inf")
+            return out
+
+        return scores
+
+
+def per_user_test_metric(score_fn: ScoreFn, dataset: SequenceDataset, metric: str) -> np.ndarray:
+    inputs = split_inputs(dataset, "test")
+    ranks = full_ranking_ranks(score_fn, inputs.users, inputs.histories, inputs.targets, dataset.num_items)
+    return per_user_metric(ranks, metric)
+
+
+@dataclass
+class PromotionRule:
+    metric: str = "ndcg_at_10"
+    min_improvement: float = 0.0  # absolute margin on the metric
+    require_significance: bool = True  # paired bootstrap over test users
+    confidence: float = 0.95
+    bootstrap_samples: int = 2000
+
+
+def promotion_decision(
+    candidate: np.ndarray, champion: np.ndarray | None, rule: PromotionRule
+) -> tuple[bool, str, dict]:
+    """Whether per-user scores of the candidate justify replacing the champion, and why."""
+    if champion is None:
+        return True, "the registry has no champion yet", {}
+    stats = paired_bootstrap(candidate, champion, rule.bootstrap_samples, level=2 * rule.confidence - 1)
+    gain = stats["mean_difference"]
+    if gain <= rule.min_improvement:
+        return False, (
+            f"{rule.metric} gain {gain:+.4f} over the champion is not above the margin "
+            f"{rule.min_improvement}"
+        ), stats
+    if rule.require_significance and stats["ci_low"] <= 0:
+        return False, (
+            f"{rule.metric} gain {gain:+.4f} is within noise: the one-sided "
+            f"{rule.confidence:.0%} bootstrap bound {stats['ci_low']:+.4f} is not above 0"
+        ), stats
+    return True, f"{rule.metric} gain {gain:+.4f} over the champion (bootstrap low {stats['ci_low']:+.4f})", stats
+
+
+def per_user_from_table(per_user_ranks: pd.DataFrame, model: str, metric: str) -> np.ndarray:
+    rows = per_user_ranks[
+        (per_user_ranks["model"] == model)
+        & (per_user_ranks["split"] == "test")
+        & (per_user_ranks["protocol"] == "full")
+    ].sort_values("user_idx")
+    return per_user_metric(rows["rank"].to_numpy(), metric)
+
+
+def register_and_promote(
+    name: str,
+    model_uris: dict[str, str],
+    metrics: dict[str, dict[str, float]],
+    tags: dict[str, str],
+    candidate: str,
+    candidate_scores: np.ndarray,
+    dataset: SequenceDataset,
+    rule: PromotionRule,
+) -> dict:
+    """Register one version per model, then move ``champion`` or ``challenger`` to the candidate.
+
+    All or nothing: if anything fails, the versions created here are deleted again and the
+    aliases are left as they were.
+    """
+    client = mlflow.MlflowClient()
+    created: dict[str, str] = {}
+    try:
+        champion_scores = None
+        try:
+            client.get_model_version_by_alias(name, "champion")
+            champion = RegisteredRecommender.download(f"models:/{name}@champion")
+            champion_scores = per_user_test_metric(champion.score_fn_for(dataset), dataset, rule.metric)
+        except mlflow.exceptions.MlflowException:
+            pass  # no registered model or no champion yet
+        promote, reason, stats = promotion_decision(candidate_scores, champion_scores, rule)
+        for model, uri in model_uris.items():
+            version = mlflow.register_model(uri, name, tags=tags | {"architecture": model}).version
+            created[model] = version
+            for key, value in metrics[model].items():
+                client.set_model_version_tag(name, version, key, f"{value:.6f}")
+        alias = "champion" if promote else "challenger"
+        client.set_registered_model_alias(name, alias, created[candidate])
+        for key, value in {"promotion": alias, "promotion_reason": reason}.items():
+            client.set_model_version_tag(name, created[candidate], key, value)
+    except Exception:
+        for version in created.values():
+            client.delete_model_version(name, version)
+        raise
+    return {
+        "registered_model": name,
+        "versions": created,
+        "candidate": candidate,
+        "version": created[candidate],
+        "alias": alias,
+        "reason": reason,
+        "bootstrap": stats,
+    }

@@ -1,0 +1,52 @@
+from typing import Annotated, Optional
+
+import mlflow
+from zenml import step
+from zenml.config import ResourceSettings
+from zenml.config.cache_policy import CachePolicy
+
+import models.s3rec
+from movielens_pipeline import dataset, s3rec_training, training
+from movielens_pipeline.dataset import SequenceDataset
+from movielens_pipeline.materializers import TrainedModelMaterializer
+from movielens_pipeline.tracking import experiment_tracker_name, flat_params, log_trained_model, mlflow_log_fn
+
+
+@step(
+    experiment_tracker=experiment_tracker_name(),
+    output_materializers=TrainedModelMaterializer,
+    settings={"resources": ResourceSettings(gpu_count=1)},
+    cache_policy=CachePolicy(source_dependencies=[models.s3rec, s3rec_training, training, dataset]),
+)
+def s3rec_finetune(
+    sequence_dataset: SequenceDataset,
+    pretrained: Optional[training.TrainedModel] = None,
+    model: dict | None = None,
+    finetuning: dict | None = None,
+    device: str = "auto",
+) -> Annotated[training.TrainedModel, "s3rec_model"]:
+    """Next-item finetuning with a causal mask, from the pretrained encoder when given one."""
+    torch_device = training.pick_device(device)
+    model_config = models.s3rec.S3RecConfig(
+        num_items=sequence_dataset.num_items,
+        num_attributes=sequence_dataset.num_attributes,
+        **(model or {}),
+    )
+    cfg = s3rec_training.FinetuneConfig(**(finetuning or {}))
+    name = "s3rec" if pretrained is not None else "sasrec_no_pretraining"
+    mlflow.log_params(flat_params("model", model_config) | flat_params("finetune", cfg))
+    mlflow.log_param("pretrained", pretrained is not None)
+    checkpoints = training.CheckpointStore(
+        training.checkpoint_root(),
+        f"{name}_finetune",
+        training.config_fingerprint(
+            model_config, cfg, sequence_dataset.fingerprint(), pretrained.summary if pretrained else None
+        ),
+    )
+    trained = s3rec_training.finetune(
+        sequence_dataset, model_config, cfg, torch_device, mlflow_log_fn("finetune"), checkpoints, pretrained
+    )
+    trained.summary["name"] = name
+    trained.summary["mlflow_run_id"] = mlflow.active_run().info.run_id
+    log_trained_model(trained, name, str(torch_device))
+    return trained

@@ -1,0 +1,68 @@
+"""Popularity, EASE and BPR-MF: their definitions, and that the learned ones find a planted structure."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from movielens_pipeline.baselines import (
+    BPRTrainConfig,
+    ease_score_fn,
+    fit_ease,
+    interaction_matrix,
+    popularity_score_fn,
+    train_bpr,
+    trained_bpr,
+)
+from movielens_pipeline.lrml_training import score_fn
+# the planted data and the single-thread fixture are shared with the LRML tests
+from test_lrml import ndcg_on_test_split, planted_dataset, single_thread  # noqa: F401
+
+
+def test_popularity_scores_are_training_counts():
+    dataset = planted_dataset(users_per_cluster=3)
+    scores = popularity_score_fn(dataset)(torch.tensor([1, 2]), [np.array([1]), np.array([2])])
+    counts = np.zeros(dataset.num_items + 1)
+    for sequence in dataset.full_sequences():
+        np.add.at(counts, sequence[:-2], 1)  # validation and test items do not count
+    assert scores.shape == (2, dataset.num_items + 1)
+    assert np.array_equal(scores[0].numpy(), counts) and np.array_equal(scores[1].numpy(), counts)
+
+
+def test_ease_solves_its_constrained_least_squares():
+    """B minimises ||X - X B||^2 + l2 ||B||^2 subject to diag(B) = 0: the gradient of the
+    objective, (X^T X + l2 I) B - X^T X, may be non-zero only on the diagonal (the constraint)."""
+    dataset = planted_dataset(users_per_cluster=3, items_per_cluster=5, sequence_length=6)
+    l2 = 7.0
+    weights = fit_ease(dataset, l2=l2).double()
+    x = interaction_matrix(dataset.train_sequences(), dataset.num_items).double()[:, 1:]
+    b = weights[1:, 1:]
+    gram = x.T @ x
+    gradient = (gram + l2 * torch.eye(len(gram), dtype=torch.float64)) @ b - gram
+    off_diagonal = gradient - torch.diag(gradient.diagonal())
+    assert torch.allclose(off_diagonal, torch.zeros_like(off_diagonal), atol=1e-4)
+    assert torch.all(weights.diagonal() == 0) and torch.all(weights[0] == 0) and torch.all(weights[:, 0] == 0)
+
+
+def test_ease_scores_from_the_given_history():
+    dataset = planted_dataset(users_per_cluster=3)
+    weights = fit_ease(dataset, l2=10.0)
+    history = np.array([3, 5])
+    scores = ease_score_fn(weights)(torch.tensor([1]), [history])
+    assert torch.allclose(scores[0], weights[3] + weights[5])
+
+
+def test_ease_beats_popularity_on_planted_clusters():
+    dataset = planted_dataset()
+    ease_ndcg = ndcg_on_test_split(ease_score_fn(fit_ease(dataset, l2=10.0)), dataset)
+    popularity_ndcg = ndcg_on_test_split(popularity_score_fn(dataset), dataset)
+    assert ease_ndcg > popularity_ndcg + 0.2, (ease_ndcg, popularity_ndcg)
+
+
+def test_bpr_beats_popularity_on_planted_clusters():
+    dataset = planted_dataset()
+    trained = train_bpr(dataset, {"dim": 16}, BPRTrainConfig(epochs=15, batch_size=256, lr=1e-2, l2=0.0, seed=0))
+    bpr_ndcg = ndcg_on_test_split(score_fn(trained_bpr(trained)), dataset)
+    popularity_ndcg = ndcg_on_test_split(popularity_score_fn(dataset), dataset)
+    assert trained.kind == "bpr_mf"
+    assert bpr_ndcg > popularity_ndcg + 0.2, (bpr_ndcg, popularity_ndcg)

@@ -1,0 +1,230 @@
+"""LRML: the score formula, batched ranking, the relation option, clipping, the sampler,
+determinism, checkpoint resume and learning a planted structure."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from models.lrml import LRML, LRMLConfig
+from movielens_pipeline.baselines import popularity_score_fn
+from movielens_pipeline.dataset import SequenceDataset
+from movielens_pipeline.lrml_training import (
+    LRMLTrainConfig,
+    NegativeSampler,
+    score_fn,
+    train_lrml,
+    training_pairs,
+    trained_lrml,
+)
+from movielens_pipeline.metrics import full_ranking_ranks, metrics_from_ranks
+from movielens_pipeline.training import CheckpointStore, config_fingerprint
+
+
+def planted_dataset(
+    num_clusters: int = 8,
+    users_per_cluster: int = 30,
+    items_per_cluster: int = 16,
+    sequence_length: int = 10,
+    off_cluster_share: float = 0.1,
+    seed: int = 0,
+) -> SequenceDataset:
+    """Users of cluster c mostly pick items of cluster c; item popularity carries no signal.
+
+    Every item is equally likely within its cluster and clusters are equally large, so
+    popularity ranks near chance while a model that finds the clusters ranks well.
+    """
+    rng = np.random.default_rng(seed)
+    num_items = num_clusters * items_per_cluster
+    sequences = []
+    for user in range(num_clusters * users_per_cluster):
+        cluster = user % num_clusters
+        own = cluster * items_per_cluster + 1 + rng.permutation(items_per_cluster)
+        others = np.setdiff1d(np.arange(1, num_items + 1), own)
+        num_off = rng.binomial(sequence_length, off_cluster_share)
+        picks = np.concatenate([own[: sequence_length - num_off], rng.choice(others, num_off, replace=False)])
+        sequences.append(rng.permutation(picks).tolist())
+    num_users = len(sequences)
+    return SequenceDataset(
+        user_map=pd.DataFrame({"user_idx": np.arange(1, num_users + 1), "user_id": np.arange(num_users)}),
+        item_map=pd.DataFrame(
+            {"item_idx": np.arange(1, num_items + 1), "item_id": np.arange(num_items), "title": ""}
+        ),
+        sequences=pd.DataFrame(
+            {
+                "user_idx": np.arange(1, num_users + 1),
+                "items": sequences,
+                "timestamps": [list(range(len(s))) for s in sequences],
+            }
+        ),
+        attribute_vocab=pd.DataFrame({"attr_idx": [], "attribute_type": [], "value": []}),
+        item_attributes=pd.DataFrame({"item_idx": [], "attr_idx": []}),
+    )
+
+
+def ndcg_on_test_split(score, dataset: SequenceDataset) -> float:
+    ranks = full_ranking_ranks(
+        score, dataset.user_indices, dataset.test_inputs(), dataset.test_targets(), dataset.num_items
+    )
+    return metrics_from_ranks(ranks)["ndcg_at_10"]
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """These tensors are tiny: a second thread only adds contention on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+FAST = LRMLTrainConfig(epochs=4, batch_size=256, lr=5e-3, negatives_per_positive=2, patience=10, seed=3)
+
+
+def tiny_model(**overrides) -> LRML:
+    torch.manual_seed(0)
+    config = dict(num_users=3, num_items=5, dim=4, memory_slots=3, init_std=0.5, clip_norm=None) | overrides
+    return LRML(LRMLConfig(**config))
+
+
+def test_score_matches_hand_computation():
+    model = tiny_model()
+    p = model.user_embedding.weight[2].detach().tolist()
+    q = model.item_embedding.weight[4].detach().tolist()
+    keys = model.memory_keys.detach().tolist()  # d x N
+    slots = model.memory_slots.detach().tolist()  # N x d
+    d, n = 4, 3
+    logits = [sum(p[k] * q[k] * keys[k][j] for k in range(d)) for j in range(n)]
+    weights = [math.exp(x) for x in logits]
+    attention = [w / sum(weights) for w in weights]
+    relation = [sum(attention[j] * slots[j][k] for j in range(n)) for k in range(d)]
+    expected = -math.sqrt(sum((p[k] + relation[k] - q[k]) ** 2 for k in range(d)) + model.config.eps)
+
+    user = model.user_embedding(torch.tensor([2]))
+    item = model.item_embedding(torch.tensor([4]))
+    direct = model.distance_score(user, model.relation(user, item), item)
+    batched = model.score_all_items(torch.tensor([2]))[0, 4]
+    assert direct.item() == pytest.approx(expected, abs=1e-6)
+    assert batched.item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_batched_scoring_equals_per_pair_scoring_across_chunks():
+    torch.manual_seed(1)
+    model = LRML(LRMLConfig(num_users=7, num_items=53, dim=8, memory_slots=5, init_std=1.0))
+    users = torch.arange(1, 8)
+    batched = model.score_all_items(users, max_chunk_elements=7 * 5 * 4)  # 4 items per chunk
+    clipped_users = model.user_embedding.weight.renorm(2, 0, 1.0)  # clip_norm 1.0, like scoring
+    clipped_items = model.item_embedding.weight.renorm(2, 0, 1.0)
+    for user in users.tolist():
+        for item in range(1, 54):
+            p, q = clipped_users[user], clipped_items[item]
+            expected = model.distance_score(p, model.relation(p, q), q)
+            assert batched[user - 1, item].item() == pytest.approx(expected.item(), abs=1e-5)
+    assert torch.isneginf(batched[:, 0]).all()
+
+
+def test_relation_option_decides_the_negative_pairs_relation():
+    users, positives, negatives = torch.tensor([1, 2]), torch.tensor([1, 2]), torch.tensor([[3, 4], [5, 3]])
+    own, shared = tiny_model(relation_for_negative="own"), tiny_model(relation_for_negative="shared")
+    model = own  # same weights in both (same seed); compute the expected hinge both ways
+    p, q_pos, q_neg = model.user_embedding(users), model.item_embedding(positives), model.item_embedding(negatives)
+    pos_score = model.distance_score(p, model.relation(p, q_pos), q_pos).unsqueeze(1)
+    with_own = model.distance_score(p.unsqueeze(1), model.relation(p.unsqueeze(1), q_neg), q_neg)
+    with_shared = model.distance_score(p.unsqueeze(1), model.relation(p, q_pos).unsqueeze(1), q_neg)
+    margin = model.config.margin
+
+    assert not torch.allclose(with_own, with_shared)
+    assert own(users, positives, negatives)[0].item() == pytest.approx(
+        torch.relu(margin - pos_score + with_own).mean().item(), abs=1e-6
+    )
+    assert shared(users, positives, negatives)[0].item() == pytest.approx(
+        torch.relu(margin - pos_score + with_shared).mean().item(), abs=1e-6
+    )
+
+
+def test_clipping_keeps_used_rows_inside_the_ball():
+    model = tiny_model(clip_norm=1.0, init_std=3.0)  # init projects every row already
+    assert (model.user_embedding.weight.norm(dim=1) <= 1.0 + 1e-6).all()
+    with torch.no_grad():
+        model.user_embedding.weight.mul_(5)
+        model.item_embedding.weight.mul_(5)
+    users, positives, negatives = torch.tensor([1]), torch.tensor([2]), torch.tensor([[3]])
+    model.train()
+    model(users, positives, negatives)
+    assert model.user_embedding.weight[1].norm() <= 1.0 + 1e-6
+    assert (model.item_embedding.weight[[2, 3]].norm(dim=1) <= 1.0 + 1e-6).all()
+    assert model.item_embedding.weight[4].norm() > 1.0  # rows not used are left alone
+    # scoring sees the projected rows without modifying the weights
+    unclipped = model.item_embedding.weight[4].norm()
+    model.score_all_items(torch.tensor([1]))
+    assert model.item_embedding.weight[4].norm() == unclipped
+
+
+def test_negative_sampler_never_returns_a_positive():
+    dataset = planted_dataset(users_per_cluster=5, items_per_cluster=6, sequence_length=12)
+    users, items = training_pairs(dataset)
+    sampler = NegativeSampler(users, items, dataset.num_items)
+    batch_users = torch.from_numpy(np.repeat(dataset.user_indices, 50))
+    draws = sampler.sample(batch_users, 8, torch.Generator().manual_seed(0))
+    positives = set(zip(users.tolist(), items.tolist()))
+    drawn = zip(batch_users.repeat_interleave(8).tolist(), draws.flatten().tolist())
+    assert not any(pair in positives for pair in drawn)
+    assert draws.min() >= 1 and draws.max() <= dataset.num_items
+
+
+def test_negative_sampler_finds_the_only_negative_left():
+    almost_everything = np.arange(1, 50)  # user 1 has every item but 50
+    sampler = NegativeSampler(np.ones(49, dtype=np.int64), almost_everything, num_items=50)
+    draws = sampler.sample(torch.tensor([1, 1]), 30, torch.Generator().manual_seed(0))
+    assert (draws == 50).all()
+    with pytest.raises(ValueError):
+        NegativeSampler(np.ones(50, dtype=np.int64), np.arange(1, 51), num_items=50)
+
+
+def test_training_is_deterministic_for_a_seed():
+    dataset = planted_dataset(users_per_cluster=10)
+    config = {"dim": 8, "memory_slots": 4}
+    first, second = train_lrml(dataset, config, FAST), train_lrml(dataset, config, FAST)
+    for name, tensor in first.state_dict.items():
+        assert torch.equal(tensor, second.state_dict[name]), name
+    assert [h["loss"] for h in first.history] == [h["loss"] for h in second.history]
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_from_checkpoint_equals_uninterrupted(tmp_path):
+    dataset = planted_dataset(users_per_cluster=10)
+    config = {"dim": 8, "memory_slots": 4}
+    uninterrupted = train_lrml(dataset, config, FAST)
+
+    store = CheckpointStore(tmp_path, "lrml", config_fingerprint(config, FAST))
+
+    def crash_in_epoch_three(metrics, epoch):
+        if epoch == 3:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train_lrml(dataset, config, FAST, log_fn=crash_in_epoch_three, checkpoints=store)
+    assert store.load()["epoch"] == 2
+    resumed = train_lrml(dataset, config, FAST, checkpoints=store)
+
+    for name, tensor in uninterrupted.state_dict.items():
+        assert torch.equal(tensor, resumed.state_dict[name]), name
+    drop_timing = lambda h: {k: v for k, v in h.items() if "second" not in k}  # noqa: E731
+    assert list(map(drop_timing, resumed.history)) == list(map(drop_timing, uninterrupted.history))
+    assert store.load() is None  # removed once training ends
+
+
+def test_lrml_learns_planted_clusters_far_better_than_popularity():
+    dataset = planted_dataset()
+    trained = train_lrml(dataset, {"dim": 16, "memory_slots": 8}, LRMLTrainConfig(epochs=15, batch_size=256, lr=1e-2, seed=0))
+    lrml_ndcg = ndcg_on_test_split(score_fn(trained_lrml(trained)), dataset)
+    popularity_ndcg = ndcg_on_test_split(popularity_score_fn(dataset), dataset)
+    assert lrml_ndcg > popularity_ndcg + 0.2, (lrml_ndcg, popularity_ndcg)

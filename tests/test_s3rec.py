@@ -1,0 +1,229 @@
+"""S3-Rec: shapes, attention masks, no leakage of valid/test items into pretraining, determinism,
+checkpoint resume and learning a planted sequential structure."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from models.s3rec import S3Rec, S3RecConfig
+from movielens_pipeline.baselines import popularity_score_fn
+from movielens_pipeline.dataset import SequenceDataset
+from movielens_pipeline.metrics import full_ranking_ranks, metrics_from_ranks
+from movielens_pipeline.s3rec_training import (
+    FinetuneConfig,
+    PretrainConfig,
+    PretrainingSampler,
+    finetune,
+    pad_left,
+    pretrain,
+    score_fn,
+)
+from movielens_pipeline.training import CheckpointStore
+
+SMALL = dict(hidden_size=16, num_layers=1, num_heads=2, max_len=12)
+
+
+def make_dataset(sequences: list[list[int]], num_items: int, genres: dict[int, list[str]]) -> SequenceDataset:
+    users = np.arange(1, len(sequences) + 1)
+    values = sorted({g for item_genres in genres.values() for g in item_genres})
+    attr_idx = {value: i + 1 for i, value in enumerate(values)}
+    return SequenceDataset(
+        user_map=pd.DataFrame({"user_idx": users, "user_id": users}),
+        item_map=pd.DataFrame(
+            {"item_idx": np.arange(1, num_items + 1), "item_id": np.arange(1, num_items + 1), "title": ""}
+        ),
+        sequences=pd.DataFrame(
+            {
+                "user_idx": users,
+                "items": [list(s) for s in sequences],
+                "timestamps": [list(range(len(s))) for s in sequences],
+            }
+        ),
+        attribute_vocab=pd.DataFrame(
+            {"attr_idx": np.arange(1, len(values) + 1), "attribute_type": "genre", "value": values}
+        ),
+        item_attributes=pd.DataFrame(
+            [(item, attr_idx[g]) for item, item_genres in genres.items() for g in item_genres],
+            columns=["item_idx", "attr_idx"],
+        ),
+    )
+
+
+def chain_dataset(num_items=60, num_users=150, length=16, noise=0.1, seed=0) -> SequenceDataset:
+    """Users walk one hidden cycle through all items (the next item is fixed by the current one),
+    with a random jump now and then; a genre per item follows the item's place on the cycle."""
+    rng = np.random.default_rng(seed)
+    cycle = rng.permutation(np.arange(1, num_items + 1))
+    successor = dict(zip(cycle.tolist(), np.roll(cycle, -1).tolist()))
+    sequences = []
+    for _ in range(num_users):
+        item = int(rng.integers(1, num_items + 1))
+        sequence = [item]
+        while len(sequence) < length:
+            item = int(rng.integers(1, num_items + 1)) if rng.random() < noise else successor[item]
+            sequence.append(item)
+        sequences.append(sequence)
+    place = {int(item): i for i, item in enumerate(cycle)}
+    genres = {item: [f"g{place[item] % 6}"] for item in range(1, num_items + 1)}
+    return make_dataset(sequences, num_items, genres)
+
+
+def leak_dataset(num_users=40, train_items=30, seed=0) -> tuple[SequenceDataset, set[int]]:
+    """Training parts use items 1..train_items; every valid and test item is unique to one user."""
+    rng = np.random.default_rng(seed)
+    held_out = iter(range(train_items + 1, train_items + 1 + 2 * num_users))
+    sequences = [
+        rng.choice(np.arange(1, train_items + 1), size=int(rng.integers(2, 15)), replace=False).tolist()
+        + [next(held_out), next(held_out)]
+        for _ in range(num_users)
+    ]
+    num_items = train_items + 2 * num_users
+    genres = {item: [f"g{item % 4}"] for item in range(1, num_items + 1)}
+    return make_dataset(sequences, num_items, genres), set(range(train_items + 1, num_items + 1))
+
+
+def model_config(dataset: SequenceDataset, **overrides) -> S3RecConfig:
+    return S3RecConfig(dataset.num_items, dataset.num_attributes, **(SMALL | overrides))
+
+
+def test_shapes_and_losses_are_finite():
+    config = S3RecConfig(num_items=30, num_attributes=5, **SMALL)
+    model = S3Rec(config)
+    items = torch.tensor([[0, 0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]])
+    assert model.encode(items, causal=False).shape == (2, 12, 16)
+    scores = model.score_items(items)
+    assert scores.shape == (2, 31)  # padding column kept, [MASK] column dropped
+    for loss in ("ce", "bce"):
+        value = model.next_item_loss(items[:, :-1], items[:, 1:], loss, negatives=torch.full((2, 11), 20))
+        assert torch.isfinite(value) and value > 0
+    hidden = model.encode(items, causal=False)[items != 0]
+    attribute_ids = torch.arange(1, 6)
+    targets = torch.zeros(len(hidden), 5)
+    assert torch.isfinite(model.associated_attribute_loss(hidden, targets, attribute_ids))
+    assert torch.isfinite(model.masked_attribute_loss(hidden, targets, attribute_ids))
+    assert torch.isfinite(model.masked_item_loss(hidden, items[items != 0], torch.full((len(hidden),), 25)))
+    assert torch.isfinite(model.segment_loss(items, items, items))
+
+
+def test_causal_encoder_hides_later_items_and_bidirectional_does_not():
+    model = S3Rec(S3RecConfig(num_items=30, num_attributes=5, **SMALL)).eval()
+    items = torch.tensor([[0, 0, 0, 3, 4, 5, 6, 7, 8, 9, 10, 11]])
+    changed = items.clone()
+    changed[0, -1] = 20  # a later item changes
+    with torch.no_grad():
+        causal, causal_changed = model.encode(items, True), model.encode(changed, True)
+        both, both_changed = model.encode(items, False), model.encode(changed, False)
+    real_earlier = slice(3, 11)
+    assert torch.allclose(causal[0, real_earlier], causal_changed[0, real_earlier])
+    assert not torch.allclose(both[0, real_earlier], both_changed[0, real_earlier])
+    assert torch.isfinite(causal).all()  # padding queries attend to themselves, no NaN rows
+
+
+def test_pad_left_keeps_the_most_recent_items_right_aligned():
+    rows = pad_left([np.array([1, 2, 3, 4, 5]), np.array([7]), np.array([], dtype=np.int64)], 3)
+    assert rows.tolist() == [[3, 4, 5], [0, 0, 7], [0, 0, 0]]
+
+
+def test_pretraining_batches_never_contain_valid_or_test_items():
+    dataset, held_out = leak_dataset()
+    generator = torch.Generator().manual_seed(0)
+    sampler = PretrainingSampler(dataset.train_sequences(), dataset.num_items, 12, 0.5, generator)
+    held = torch.tensor(sorted(held_out))
+    for _ in range(20):
+        batch = sampler.batch(torch.randperm(dataset.num_users, generator=generator)[:16])
+        for name, tensor in vars(batch).items():
+            if tensor.dtype == torch.long:
+                assert not torch.isin(tensor, held).any(), name
+        # negatives avoid the row's own items; segments hold real, foreign items
+        assert not (batch.negatives[:, :, None] == batch.items[:, None, :]).any(-1)[batch.masked].any()
+        differs = batch.segment_negative != batch.segment_positive
+        assert ((batch.segment_negative != 0) | ~differs).all()
+
+
+def test_pretraining_never_looks_up_valid_or_test_items(monkeypatch):
+    """Every item id the item embedding table is asked for during pretraining is a training item."""
+    dataset, held_out = leak_dataset()
+    looked_up: list[torch.Tensor] = []
+    table_size = dataset.num_items + 2
+
+    def record(module, args):
+        if isinstance(module, torch.nn.Embedding) and module.num_embeddings == table_size:
+            looked_up.append(args[0].detach().flatten())
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(record)
+    try:
+        pretrain(dataset, model_config(dataset), PretrainConfig(epochs=2, batch_size=16))
+    finally:
+        handle.remove()
+    seen = set(torch.cat(looked_up).tolist())
+    assert seen and not seen & held_out
+    assert dataset.num_items + 1 in seen  # the [MASK] token was used
+
+
+def test_same_seed_gives_identical_runs():
+    dataset = chain_dataset(num_users=60)
+    config = model_config(dataset)
+    pre_cfg = PretrainConfig(epochs=2, batch_size=16)
+    ft_cfg = FinetuneConfig(epochs=2, batch_size=16, loss="bce")
+    first = finetune(dataset, config, ft_cfg, pretrained=pretrain(dataset, config, pre_cfg))
+    second = finetune(dataset, config, ft_cfg, pretrained=pretrain(dataset, config, pre_cfg))
+    strip = lambda history: [{k: v for k, v in h.items() if k not in ("epoch_seconds", "sequences_per_second")} for h in history]  # noqa: E731
+    assert strip(first.history) == strip(second.history)
+    assert all(torch.equal(first.state_dict[k], second.state_dict[k]) for k in first.state_dict)
+    other = pretrain(dataset, config, replace(pre_cfg, seed=7))
+    assert strip(other.history) != strip(pretrain(dataset, config, pre_cfg).history)
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("phase", ["pretrain", "finetune"])
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, phase):
+    dataset = chain_dataset(num_users=60)
+    config = model_config(dataset)
+    if phase == "pretrain":
+        cfg = PretrainConfig(epochs=3, batch_size=16)
+        run = lambda **kw: pretrain(dataset, config, cfg, **kw)  # noqa: E731
+    else:
+        cfg = FinetuneConfig(epochs=3, batch_size=16, loss="bce", patience=10)
+        run = lambda **kw: finetune(dataset, config, cfg, **kw)  # noqa: E731
+    uninterrupted = run()
+
+    def die_after_first_epoch(metrics, epoch):
+        if epoch == 2:  # epoch 1's checkpoint is on disk; epoch 2 is lost
+            raise Killed
+
+    store = CheckpointStore(tmp_path, "s3rec", "job")
+    with pytest.raises(Killed):
+        run(checkpoints=store, log_fn=die_after_first_epoch)
+    assert store.path.exists()
+    resumed = run(checkpoints=store)
+    assert not store.path.exists()  # cleared on success
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in uninterrupted.history]
+    assert all(torch.equal(resumed.state_dict[k], uninterrupted.state_dict[k]) for k in resumed.state_dict)
+
+
+def test_finetuned_model_learns_planted_sequences_far_better_than_popularity():
+    dataset = chain_dataset()
+    config = model_config(dataset, hidden_size=32, hidden_dropout=0.1, attention_dropout=0.1)
+    pretrained = pretrain(dataset, config, PretrainConfig(epochs=3, batch_size=32))
+    trained = finetune(dataset, config, FinetuneConfig(epochs=25, batch_size=32, lr=3e-3), pretrained=pretrained)
+    assert trained.kind == "s3rec" and trained.summary["best_epoch"] >= 1
+    assert trained.config["training"]["loss"] == "ce" and trained.config["pretraining"]["epochs"] == 3
+    model = S3Rec(config)
+    model.load_state_dict(trained.state_dict)
+
+    def test_ndcg(scores):
+        ranks = full_ranking_ranks(
+            scores, dataset.user_indices, dataset.test_inputs(), dataset.test_targets(), dataset.num_items
+        )
+        return metrics_from_ranks(ranks)["ndcg_at_10"]
+
+    model_ndcg, popularity_ndcg = test_ndcg(score_fn(model, "cpu", config.max_len)), test_ndcg(popularity_score_fn(dataset))
+    assert model_ndcg > popularity_ndcg + 0.4, (model_ndcg, popularity_ndcg)
