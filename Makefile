@@ -12,6 +12,7 @@ PORT ?= 5001
 export ZENML_ANALYTICS_OPT_IN := false
 export ZENML_DEBUG := false
 export AUTO_OPEN_DASHBOARD := false
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: run test setup stack mlflow-ui mlflow-uri serve benchmark clean
@@ -33,7 +34,7 @@ stack: | $(VENV)/.installed .zen
 
 run: setup
 	$(BIN)/zenml pipeline run pipelines.training.training_pipeline -c $(CONFIG)
-	@$(BIN)/python -m movielens_pipeline.report --tracking-uri "$(MLFLOW_URI)"
+	@$(BIN)/python -m movielens_pipeline.report
 	@echo "MLflow tracking URI: $(MLFLOW_URI)   (browse it with: make mlflow-ui)"
 
 test: $(VENV)/.installed

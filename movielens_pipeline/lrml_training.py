@@ -14,7 +14,6 @@ A pairwise model is any nn.Module with
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -121,14 +120,6 @@ def validation_metrics(model: nn.Module, dataset: SequenceDataset, device, batch
         device=device,
     )
     return metrics_from_ranks(ranks)
-
-
-def dataset_identity(dataset: SequenceDataset) -> str:
-    """Short hash of the users' full sequences, for checkpoint fingerprints."""
-    digest = hashlib.sha256()
-    for user, seq in zip(dataset.user_indices, dataset.full_sequences()):
-        digest.update(np.int64(user).tobytes() + seq.tobytes())
-    return digest.hexdigest()[:16]
 
 
 def fit_pairwise(

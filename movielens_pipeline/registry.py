@@ -53,6 +53,14 @@ def serving_tables(dataset: SequenceDataset) -> tuple[pd.DataFrame, pd.DataFrame
     return items, users
 
 
+def serving_requirements() -> list[str]:
+    """The serving code's dependencies at the versions this environment runs (no +cpu labels)."""
+    from importlib.metadata import version
+
+    packages = ["torch", "mlflow", "pandas", "pyarrow", "numpy", "safetensors"]
+    return [f"{name}=={version(name).split('+')[0]}" for name in packages]
+
+
 def log_pyfunc(trained: TrainedModel, dataset: SequenceDataset, name: str) -> str:
     """Log one model as a pyfunc from code (no pickled Python objects); returns its model URI."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,6 +79,7 @@ def log_pyfunc(trained: TrainedModel, dataset: SequenceDataset, name: str) -> st
                 "user_map": str(tmp / "user_map.parquet"),
             },
             code_paths=CODE_PATHS,
+            pip_requirements=serving_requirements(),
             signature=SIGNATURE,
             input_example=pd.DataFrame(
                 {"user_id": [float(dataset.user_map["user_id"].iloc[0])], "history": [example_history]}
