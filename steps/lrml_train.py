@@ -6,7 +6,7 @@ from zenml.config import ResourceSettings
 from zenml.config.cache_policy import CachePolicy
 
 import models.lrml
-from movielens_pipeline import dataset, lrml_training, training
+from movielens_pipeline import dataset, lrml_training, metrics, training
 from movielens_pipeline.dataset import SequenceDataset
 from movielens_pipeline.materializers import TrainedModelMaterializer
 from movielens_pipeline.tracking import experiment_tracker_name, flat_params, log_trained_model, mlflow_log_fn
@@ -16,7 +16,7 @@ from movielens_pipeline.tracking import experiment_tracker_name, flat_params, lo
     experiment_tracker=experiment_tracker_name(),
     output_materializers=TrainedModelMaterializer,
     settings={"resources": ResourceSettings(gpu_count=1)},
-    cache_policy=CachePolicy(source_dependencies=[models.lrml, lrml_training, training, dataset]),
+    cache_policy=CachePolicy(source_dependencies=[models.lrml, lrml_training, training, dataset, metrics]),
 )
 def lrml_train(
     sequence_dataset: SequenceDataset,

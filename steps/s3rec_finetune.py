@@ -6,7 +6,7 @@ from zenml.config import ResourceSettings
 from zenml.config.cache_policy import CachePolicy
 
 import models.s3rec
-from movielens_pipeline import dataset, s3rec_training, training
+from movielens_pipeline import dataset, metrics, s3rec_training, training
 from movielens_pipeline.dataset import SequenceDataset
 from movielens_pipeline.materializers import TrainedModelMaterializer
 from movielens_pipeline.tracking import experiment_tracker_name, flat_params, log_trained_model, mlflow_log_fn
@@ -16,7 +16,7 @@ from movielens_pipeline.tracking import experiment_tracker_name, flat_params, lo
     experiment_tracker=experiment_tracker_name(),
     output_materializers=TrainedModelMaterializer,
     settings={"resources": ResourceSettings(gpu_count=1)},
-    cache_policy=CachePolicy(source_dependencies=[models.s3rec, s3rec_training, training, dataset]),
+    cache_policy=CachePolicy(source_dependencies=[models.s3rec, s3rec_training, training, dataset, metrics]),
 )
 def s3rec_finetune(
     sequence_dataset: SequenceDataset,
