@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -112,9 +111,7 @@ class BPRMF(nn.Module):
 
 @dataclass
 class BPRTrainConfig(PairwiseTrainConfig):
-    """BPR-MF's defaults: the LRML budget (epochs, batch, negatives) with its own lr and L2."""
-
-    l2: float = 1e-4
+    """BPR-MF keeps the shared defaults (Adam, lr 5e-3, no L2: best on MovieLens-100k validation)."""
 
 
 def train_bpr(

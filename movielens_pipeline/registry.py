@@ -229,3 +229,21 @@ def register_and_promote(
         "reason": reason,
         "bootstrap": stats,
     }
+
+
+def previous_model(name: str, architecture: str) -> RegisteredRecommender | None:
+    """The model a warm start continues from: the champion when it has this architecture, else
+    the newest registered version that does; None when the registry has none."""
+    client = mlflow.MlflowClient()
+    try:
+        champion = client.get_model_version_by_alias(name, "champion")
+        if champion.tags.get("architecture") == architecture:
+            return RegisteredRecommender.download(f"models:/{name}/{champion.version}")
+        versions = client.search_model_versions(f"name = '{name}'")
+    except mlflow.exceptions.MlflowException:
+        return None
+    same = [v for v in versions if v.tags.get("architecture") == architecture]
+    if not same:
+        return None
+    newest = max(same, key=lambda v: int(v.version))
+    return RegisteredRecommender.download(f"models:/{name}/{newest.version}")

@@ -57,6 +57,10 @@ class PretrainConfig:
     attribute_types: list[str] | None = None  # attribute types AAP/MAP predict; None = all
     seed: int = 42
 
+    def __post_init__(self):
+        if not any((self.aap_weight, self.mip_weight, self.map_weight, self.sp_weight)):
+            raise ValueError("at least one pretraining objective needs a non-zero weight")
+
 
 @dataclass
 class FinetuneConfig:
@@ -211,7 +215,7 @@ class FinetuningSampler:
 # --- scoring and evaluation --------------------------------------------------------------------
 
 
-def autocast(device: torch.device):
+def mixed_precision(device: torch.device):
     """bf16 (fp16 where unsupported) autocast on CUDA; full precision elsewhere."""
     if device.type != "cuda":
         return contextlib.nullcontext()
@@ -226,8 +230,9 @@ def score_fn(model: S3Rec, device: torch.device | str = "cpu", max_len: int | No
 
     def scores(user_indices: torch.Tensor, histories: Sequence[np.ndarray]) -> torch.Tensor:
         model.eval()
-        with torch.no_grad(), autocast(device):
-            return model.score_items(pad_left(histories, max_len).to(device)).float()
+        # Full precision: bf16 scores would tie often, and ties count against the target.
+        with torch.no_grad():
+            return model.score_items(pad_left(histories, max_len).to(device))
 
     return scores
 
@@ -298,7 +303,7 @@ def _train_epochs(
         totals: dict[str, torch.Tensor] = {}
         for start in range(0, num_rows, batch_size):
             users = order[start : start + batch_size]
-            with autocast(device):
+            with mixed_precision(device):
                 losses = step(users)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(losses["loss"]).backward()
@@ -386,6 +391,8 @@ def pretrain(
     attribute_ids, item_attributes = _attribute_targets(dataset, cfg.attribute_types)
     attribute_ids, item_attributes = attribute_ids.to(device), item_attributes.to(device)
     use_attributes = len(attribute_ids) > 0
+    if not use_attributes and (cfg.aap_weight or cfg.map_weight):
+        logger.warning("s3rec pretrain: no item has attributes of types %s; AAP and MAP are off", cfg.attribute_types)
     weights = {"aap_loss": cfg.aap_weight, "mip_loss": cfg.mip_weight, "map_loss": cfg.map_weight,
                "sp_loss": cfg.sp_weight}  # fmt: skip
 

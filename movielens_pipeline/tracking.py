@@ -61,11 +61,11 @@ def experiment_tracker_name() -> str | None:
     return tracker.name if tracker else None
 
 
-def log_trained_model(trained: TrainedModel, name: str, device: str) -> None:
-    """Summary figures, device, loss curves and the best weights of a training run."""
+def log_trained_model(trained: TrainedModel, name: str, device: str, data_fingerprint: str) -> None:
+    """Summary figures, device, data identity, loss curves and the best weights of a training run."""
     from movielens_pipeline.training import save_trained_model
 
-    mlflow.set_tags({"model": name, "device": device})
+    mlflow.set_tags({"model": name, "device": device, "data_fingerprint": data_fingerprint})
     mlflow.log_metrics(
         {f"{name}_{k}": float(v) for k, v in trained.summary.items() if isinstance(v, (int, float))}
     )

@@ -1,13 +1,15 @@
 """The training DAG.
 
-  ingest_ratings → validate_data → build_dataset ─┬→ s3rec_pretrain → s3rec_finetune ──┐
-                                                  ├→ sasrec_finetune (no pretraining) ──┼→ evaluate → register
-                                                  └→ lrml_train ────────────────────────┘
+  ingest_ratings → validate_data ─┬→ drift_report (new data vs the champion's training data)
+                                  └→ build_dataset ─┬→ s3rec_pretrain → s3rec_finetune ──┐
+                                                    ├→ sasrec_finetune (no pretraining) ──┼→ evaluate → register
+                                                    └→ lrml_train ────────────────────────┘
 """
 
 from zenml import pipeline
 
 from steps.build_dataset import build_dataset
+from steps.drift_report import drift_report
 from steps.evaluate import evaluate
 from steps.ingest_ratings import ingest_ratings
 from steps.lrml_train import lrml_train
@@ -18,11 +20,16 @@ from steps.validate_data import validate_data
 
 
 @pipeline
-def training_pipeline(pretrain: bool = True, compare_without_pretraining: bool = True):
+def training_pipeline(
+    registered_model_name: str = "movielens-recommender",
+    pretrain: bool = True,
+    compare_without_pretraining: bool = True,
+):
     """``pretrain=False`` trains S3Rec from scratch (the SASRec-style ablation) instead;
     ``compare_without_pretraining`` also trains that ablation beside the pretrained model."""
-    interactions, items, item_attributes = ingest_ratings()
+    interactions, items, item_attributes, input_fingerprint = ingest_ratings()
     validate_data(interactions, items, item_attributes)
+    drift_report(interactions, registered_model_name, after="validate_data")
     sequence_dataset, _, _ = build_dataset(interactions, items, item_attributes, after="validate_data")
 
     pretrained = s3rec_pretrain(sequence_dataset) if pretrain else None
@@ -33,4 +40,7 @@ def training_pipeline(pretrain: bool = True, compare_without_pretraining: bool =
     lrml_model = lrml_train(sequence_dataset)
 
     metrics, per_user, _, _ = evaluate(sequence_dataset, s3rec_model, lrml_model, sasrec_model)
-    register(sequence_dataset, s3rec_model, lrml_model, metrics, per_user, sasrec_model)
+    register(
+        sequence_dataset, s3rec_model, lrml_model, metrics, per_user, input_fingerprint,
+        registered_model_name, sasrec_model,
+    )  # fmt: skip

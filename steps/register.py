@@ -18,8 +18,9 @@ def register(
     lrml_model: TrainedModel,
     evaluation_metrics: pd.DataFrame,
     per_user_ranks: pd.DataFrame,
+    input_fingerprint: str,
+    registered_model_name: str,
     sasrec_model: Optional[TrainedModel] = None,
-    registered_model_name: str = "movielens-recommender",
     promotion: Optional[dict] = None,
 ) -> Annotated[dict, "registration"]:
     """Register every trained model; the best becomes champion only if it beats the current one."""
@@ -29,7 +30,7 @@ def register(
     candidate = max(trained, key=lambda name: test.loc[name, rule.metric])
     tags = {
         "data_fingerprint": sequence_dataset.fingerprint(),
-        "source_fingerprint": sequence_dataset.stats.get("data_fingerprint", ""),
+        "input_fingerprint": input_fingerprint,
         "git_commit": git_commit(),
         "zenml_run_id": str(get_step_context().pipeline_run.id),
     }
@@ -45,7 +46,9 @@ def register(
         rule,
     )
     mlflow.log_dict(decision, "registration/decision.json")
-    mlflow.set_tags({"promotion": decision["alias"], "promotion_reason": decision["reason"]})
+    mlflow.set_tags(
+        {"promotion": decision["alias"], "promotion_reason": decision["reason"]} | tags
+    )
     log_metadata(metadata={"registration": decision})
     print(f"Registry: {registered_model_name} v{decision['version']} ({candidate}) → "
           f"@{decision['alias']}: {decision['reason']}")

@@ -10,6 +10,7 @@ from movielens_pipeline import dataset, metrics, s3rec_training, training
 from movielens_pipeline.dataset import SequenceDataset
 from movielens_pipeline.materializers import TrainedModelMaterializer
 from movielens_pipeline.tracking import experiment_tracker_name, flat_params, log_trained_model, mlflow_log_fn
+from movielens_pipeline.warm_start import warm_start
 
 
 @step(
@@ -23,9 +24,15 @@ def s3rec_finetune(
     pretrained: Optional[training.TrainedModel] = None,
     model: dict | None = None,
     finetuning: dict | None = None,
+    warm_start_from: Optional[str] = None,
     device: str = "auto",
 ) -> Annotated[training.TrainedModel, "s3rec_model"]:
-    """Next-item finetuning with a causal mask, from the pretrained encoder when given one."""
+    """Next-item finetuning with a causal mask, from the pretrained encoder when given one.
+
+    ``warm_start_from``: a registered model name; when it holds a model of this architecture
+    (the champion first), finetuning continues from its weights instead, tables grown for new
+    users and items.
+    """
     torch_device = training.pick_device(device)
     model_config = models.s3rec.S3RecConfig(
         num_items=sequence_dataset.num_items,
@@ -40,13 +47,17 @@ def s3rec_finetune(
         training.checkpoint_root(),
         f"{name}_finetune",
         training.config_fingerprint(
-            model_config, cfg, sequence_dataset.fingerprint(), pretrained.summary if pretrained else None
+            model_config, cfg, sequence_dataset.fingerprint(), pretrained.summary if pretrained else None,
+            warm_start_from,
         ),
     )
+    initial = pretrained
+    if warm_start_from:
+        initial = warm_start(warm_start_from, name, models.s3rec.S3Rec(model_config), sequence_dataset) or pretrained
     trained = s3rec_training.finetune(
-        sequence_dataset, model_config, cfg, torch_device, mlflow_log_fn("finetune"), checkpoints, pretrained
+        sequence_dataset, model_config, cfg, torch_device, mlflow_log_fn("finetune"), checkpoints, initial
     )
     trained.summary["name"] = name
     trained.summary["mlflow_run_id"] = mlflow.active_run().info.run_id
-    log_trained_model(trained, name, str(torch_device))
+    log_trained_model(trained, name, str(torch_device), sequence_dataset.fingerprint())
     return trained

@@ -41,5 +41,5 @@ def s3rec_pretrain(
     trained = s3rec_training.pretrain(
         sequence_dataset, model_config, cfg, torch_device, mlflow_log_fn("pretrain"), checkpoints
     )
-    log_trained_model(trained, "s3rec_pretrain", str(torch_device))
+    log_trained_model(trained, "s3rec_pretrain", str(torch_device), sequence_dataset.fingerprint())
     return trained

@@ -61,7 +61,7 @@ def test_ease_beats_popularity_on_planted_clusters():
 
 def test_bpr_beats_popularity_on_planted_clusters():
     dataset = planted_dataset()
-    trained = train_bpr(dataset, {"dim": 16}, BPRTrainConfig(epochs=15, batch_size=256, lr=1e-2, l2=0.0, seed=0))
+    trained = train_bpr(dataset, {"dim": 16}, BPRTrainConfig(epochs=15, batch_size=256, seed=0))
     bpr_ndcg = ndcg_on_test_split(score_fn(trained_bpr(trained)), dataset)
     popularity_ndcg = ndcg_on_test_split(popularity_score_fn(dataset), dataset)
     assert trained.kind == "bpr_mf"

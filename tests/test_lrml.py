@@ -224,7 +224,7 @@ def test_resume_from_checkpoint_equals_uninterrupted(tmp_path):
 
 def test_lrml_learns_planted_clusters_far_better_than_popularity():
     dataset = planted_dataset()
-    trained = train_lrml(dataset, {"dim": 16, "memory_slots": 8}, LRMLTrainConfig(epochs=15, batch_size=256, lr=1e-2, seed=0))
+    trained = train_lrml(dataset, {"dim": 16, "memory_slots": 8}, LRMLTrainConfig(epochs=15, batch_size=256, seed=0))
     lrml_ndcg = ndcg_on_test_split(score_fn(trained_lrml(trained)), dataset)
     popularity_ndcg = ndcg_on_test_split(popularity_score_fn(dataset), dataset)
     assert lrml_ndcg > popularity_ndcg + 0.2, (lrml_ndcg, popularity_ndcg)

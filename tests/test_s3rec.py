@@ -28,6 +28,16 @@ from movielens_pipeline.training import CheckpointStore
 SMALL = dict(hidden_size=16, num_layers=1, num_heads=2, max_len=12)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """These tensors are tiny: a second thread only adds synchronisation, which stalls badly
+    when the machine's cores are busy with other jobs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def make_dataset(sequences: list[list[int]], num_items: int, genres: dict[int, list[str]]) -> SequenceDataset:
     users = np.arange(1, len(sequences) + 1)
     values = sorted({g for item_genres in genres.values() for g in item_genres})
@@ -231,3 +241,13 @@ def test_finetuned_model_learns_planted_sequences_far_better_than_popularity():
 
     model_ndcg, popularity_ndcg = test_ndcg(score_fn(model, "cpu", config.max_len)), test_ndcg(popularity_score_fn(dataset))
     assert model_ndcg > popularity_ndcg + 0.4, (model_ndcg, popularity_ndcg)
+
+
+def test_configs_reject_settings_that_cannot_train():
+    with pytest.raises(ValueError):
+        PretrainConfig(aap_weight=0, mip_weight=0, map_weight=0, sp_weight=0)
+    with pytest.raises(ValueError):
+        FinetuneConfig(loss="hinge")
+    dataset = chain_dataset(num_users=10)
+    with pytest.raises(ValueError):
+        finetune(dataset, S3RecConfig(dataset.num_items + 1, dataset.num_attributes, **SMALL))
