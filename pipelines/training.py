@@ -25,8 +25,13 @@ def training_pipeline(
     pretrain: bool = True,
     compare_without_pretraining: bool = True,
 ):
-    """``pretrain=False`` trains S3Rec from scratch (the SASRec-style ablation) instead;
-    ``compare_without_pretraining`` also trains that ablation beside the pretrained model."""
+    """Train, evaluate and register every model on the configured data.
+
+    ``pretrain=False`` skips S3Rec's pretraining: finetuning then starts from scratch (the
+    SASRec-style ablation) or, with ``warm_start_from`` set on the step, from the registered
+    model's weights. ``compare_without_pretraining`` also trains that ablation beside the
+    pretrained model, so every run shows what pretraining buys.
+    """
     interactions, items, item_attributes, input_fingerprint = ingest_ratings()
     validate_data(interactions, items, item_attributes)
     drift_report(interactions, registered_model_name, after="validate_data")
@@ -36,7 +41,9 @@ def training_pipeline(
     s3rec_model = s3rec_finetune(sequence_dataset, pretrained)
     sasrec_model = None
     if pretrain and compare_without_pretraining:
-        sasrec_model = s3rec_finetune(sequence_dataset, None, id="sasrec_finetune")
+        sasrec_model = s3rec_finetune(
+            sequence_dataset, None, model_name="sasrec_no_pretraining", id="sasrec_finetune"
+        )
     lrml_model = lrml_train(sequence_dataset)
 
     metrics, per_user, _, _ = evaluate(sequence_dataset, s3rec_model, lrml_model, sasrec_model)

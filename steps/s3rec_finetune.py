@@ -24,6 +24,7 @@ def s3rec_finetune(
     pretrained: Optional[training.TrainedModel] = None,
     model: dict | None = None,
     finetuning: dict | None = None,
+    model_name: str = "s3rec",
     warm_start_from: Optional[str] = None,
     device: str = "auto",
 ) -> Annotated[training.TrainedModel, "s3rec_model"]:
@@ -40,12 +41,11 @@ def s3rec_finetune(
         **(model or {}),
     )
     cfg = s3rec_training.FinetuneConfig(**(finetuning or {}))
-    name = "s3rec" if pretrained is not None else "sasrec_no_pretraining"
     mlflow.log_params(flat_params("model", model_config) | flat_params("finetune", cfg))
     mlflow.log_param("pretrained", pretrained is not None)
     checkpoints = training.CheckpointStore(
         training.checkpoint_root(),
-        f"{name}_finetune",
+        f"{model_name}_finetune",
         training.config_fingerprint(
             model_config, cfg, sequence_dataset.fingerprint(), pretrained.summary if pretrained else None,
             warm_start_from,
@@ -53,11 +53,12 @@ def s3rec_finetune(
     )
     initial = pretrained
     if warm_start_from:
-        initial = warm_start(warm_start_from, name, models.s3rec.S3Rec(model_config), sequence_dataset) or pretrained
+        fresh = models.s3rec.S3Rec(model_config)
+        initial = warm_start(warm_start_from, model_name, fresh, sequence_dataset) or pretrained
     trained = s3rec_training.finetune(
         sequence_dataset, model_config, cfg, torch_device, mlflow_log_fn("finetune"), checkpoints, initial
     )
-    trained.summary["name"] = name
+    trained.summary["name"] = model_name
     trained.summary["mlflow_run_id"] = mlflow.active_run().info.run_id
-    log_trained_model(trained, name, str(torch_device), sequence_dataset.fingerprint())
+    log_trained_model(trained, model_name, str(torch_device), sequence_dataset.fingerprint())
     return trained
