@@ -42,11 +42,13 @@ def zenml_stack():
     Client.initialize(root=ZENML_REPOSITORY)
     # Steps are imported from the checkout, not from the throwaway repository folder.
     source_utils.set_custom_source_root(REPO_ROOT)
-    from movielens_pipeline.stack import ensure_experiments, ensure_stack
+    from movielens_pipeline.stack import ensure_experiments, ensure_stack, experiment_names
 
     MLFLOW_DIR.mkdir(parents=True, exist_ok=True)
     ensure_stack(MLFLOW_DIR)
-    ensure_experiments(MLFLOW_DIR, {"movielens", "movielens-tests"})
+    # Created up front so their artifacts live in the session folder, not in ./mlruns.
+    configs = [REPO_ROOT / "zenml_config.yaml", *(REPO_ROOT / "configs").glob("*.yaml")]
+    ensure_experiments(MLFLOW_DIR, experiment_names(configs))
     yield MLFLOW_DIR
 
 
