@@ -44,10 +44,6 @@ class S3RecConfig:
         if self.hidden_size % self.num_heads:
             raise ValueError("hidden_size must be a multiple of num_heads")
 
-    @property
-    def mask_id(self) -> int:
-        return self.num_items + 1
-
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention with a residual connection and post-LayerNorm (BERT-style)."""

@@ -144,18 +144,23 @@ def test_pretraining_batches_never_contain_valid_or_test_items():
     generator = torch.Generator().manual_seed(0)
     sampler = PretrainingSampler(dataset.train_sequences(), dataset.num_items, 12, 0.5, generator)
     held = torch.tensor(sorted(held_out))
+    mask_id = dataset.num_items + 1
     for _ in range(20):
         batch = sampler.batch(torch.randperm(dataset.num_users, generator=generator)[:16])
         for name, tensor in vars(batch).items():
             if tensor.dtype == torch.long:
                 assert not torch.isin(tensor, held).any(), name
-        # negatives avoid the row's own items; segments hold real, foreign items
+        # MIP negatives avoid the row's own items
         assert not (batch.negatives[:, :, None] == batch.items[:, None, :]).any(-1)[batch.masked].any()
-        differs = batch.segment_negative != batch.segment_positive
-        assert ((batch.segment_negative != 0) | ~differs).all()
+        # SP: one segment per row, masked out of the context, replaced by real items in the negative
+        in_segment = (batch.segment_positive != mask_id) & (batch.segment_positive != 0)
+        assert in_segment.any(1).all()
+        assert (batch.segment_context[in_segment] == mask_id).all()
+        assert ((batch.segment_negative[in_segment] != 0) & (batch.segment_negative[in_segment] != mask_id)).all()
+        assert torch.equal(batch.segment_negative[~in_segment], batch.segment_positive[~in_segment])
 
 
-def test_pretraining_never_looks_up_valid_or_test_items(monkeypatch):
+def test_pretraining_never_looks_up_valid_or_test_items():
     """Every item id the item embedding table is asked for during pretraining is a training item."""
     dataset, held_out = leak_dataset()
     looked_up: list[torch.Tensor] = []
@@ -167,9 +172,10 @@ def test_pretraining_never_looks_up_valid_or_test_items(monkeypatch):
 
     handle = torch.nn.modules.module.register_module_forward_pre_hook(record)
     try:
-        pretrain(dataset, model_config(dataset), PretrainConfig(epochs=2, batch_size=16))
+        trained = pretrain(dataset, model_config(dataset), PretrainConfig(epochs=2, batch_size=16, sp_weight=0.5))
     finally:
         handle.remove()
+    assert {"aap_loss", "mip_loss", "map_loss", "sp_loss"} <= set(trained.history[-1])
     seen = set(torch.cat(looked_up).tolist())
     assert seen and not seen & held_out
     assert dataset.num_items + 1 in seen  # the [MASK] token was used
@@ -178,7 +184,7 @@ def test_pretraining_never_looks_up_valid_or_test_items(monkeypatch):
 def test_same_seed_gives_identical_runs():
     dataset = chain_dataset(num_users=60)
     config = model_config(dataset)
-    pre_cfg = PretrainConfig(epochs=2, batch_size=16)
+    pre_cfg = PretrainConfig(epochs=2, batch_size=16, sp_weight=0.5)
     ft_cfg = FinetuneConfig(epochs=2, batch_size=16, loss="bce")
     pretrained = [pretrain(dataset, config, pre_cfg) for _ in range(2)]
     first, second = (finetune(dataset, config, ft_cfg, pretrained=p) for p in pretrained)
@@ -202,7 +208,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, phase):
     dataset = chain_dataset(num_users=60)
     config = model_config(dataset)
     if phase == "pretrain":
-        cfg = PretrainConfig(epochs=3, batch_size=16)
+        cfg = PretrainConfig(epochs=3, batch_size=16, sp_weight=0.5)
         run = lambda **kw: pretrain(dataset, config, cfg, **kw)  # noqa: E731
     else:
         cfg = FinetuneConfig(epochs=3, batch_size=16, loss="bce", patience=10)
