@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from models.lrml import LRML, LRMLConfig
 from movielens_pipeline.dataset import SequenceDataset
-from movielens_pipeline.metrics import ScoreFn, full_ranking_ranks, metrics_from_ranks
+from movielens_pipeline.metrics import ScoreFn, validation_metrics
 from movielens_pipeline.training import (
     CheckpointStore,
     EarlyStopping,
@@ -114,20 +114,6 @@ def score_fn(model: nn.Module, device: torch.device | str = "cpu") -> ScoreFn:
     return scores
 
 
-def validation_metrics(model: nn.Module, dataset: SequenceDataset, device, batch_size: int) -> dict[str, float]:
-    """HR/NDCG/MRR@K on the validation targets: full ranking, training items excluded."""
-    ranks = full_ranking_ranks(
-        score_fn(model, device),
-        dataset.user_indices,
-        dataset.valid_inputs(),
-        dataset.valid_targets(),
-        dataset.num_items,
-        batch_size=batch_size,
-        device=device,
-    )
-    return metrics_from_ranks(ranks)
-
-
 def fit_pairwise(
     model: nn.Module,
     kind: str,
@@ -185,7 +171,7 @@ def fit_pairwise(
         epoch_seconds = time.perf_counter() - started
 
         started = time.perf_counter()
-        valid = validation_metrics(model, dataset, device, cfg.eval_batch_size)
+        valid = validation_metrics(score_fn(model, device), dataset, cfg.eval_batch_size, device)
         record = {
             "epoch": epoch,
             "loss": float(loss_sum) / len(users),

@@ -125,6 +125,15 @@ def full_ranking_ranks(
     return ranks
 
 
+def validation_metrics(score_fn: ScoreFn, dataset, batch_size: int = 512, device="cpu") -> dict[str, float]:
+    """Metrics@K on a SequenceDataset's validation targets (full ranking, training items excluded)."""
+    ranks = full_ranking_ranks(
+        score_fn, dataset.user_indices, dataset.valid_inputs(), dataset.valid_targets(), dataset.num_items,
+        batch_size=batch_size, device=device,
+    )  # fmt: skip
+    return metrics_from_ranks(ranks)
+
+
 def sample_negatives(
     histories: Sequence[np.ndarray], targets: np.ndarray, num_items: int, n: int = 99, seed: int = 0
 ) -> np.ndarray:

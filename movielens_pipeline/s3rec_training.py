@@ -26,7 +26,7 @@ import torch
 
 from models.s3rec import FINETUNE_LOSSES, S3Rec, S3RecConfig
 from movielens_pipeline.dataset import SequenceDataset
-from movielens_pipeline.metrics import ScoreFn, full_ranking_ranks, metrics_from_ranks
+from movielens_pipeline.metrics import ScoreFn, validation_metrics
 from movielens_pipeline.training import (
     CheckpointStore,
     EarlyStopping,
@@ -248,20 +248,6 @@ def score_fn(model: S3Rec, device: torch.device | str = "cpu", max_len: int | No
             return model.score_items(pad_left(histories, max_len).to(device))
 
     return scores
-
-
-def validation_metrics(model: S3Rec, dataset: SequenceDataset, device, batch_size: int) -> dict[str, float]:
-    """HR/NDCG@K on the validation targets: full ranking, training items excluded."""
-    ranks = full_ranking_ranks(
-        score_fn(model, device),
-        dataset.user_indices,
-        dataset.valid_inputs(),
-        dataset.valid_targets(),
-        dataset.num_items,
-        batch_size=batch_size,
-        device=device,
-    )
-    return metrics_from_ranks(ranks)
 
 
 # --- the shared epoch loop ---------------------------------------------------------------------
@@ -486,7 +472,7 @@ def finetune(
     history = _train_epochs(
         "finetune", model, step, len(train_sequences), cfg.epochs, cfg.batch_size, cfg.lr, generator,
         device, log_fn, checkpoints,
-        validate=lambda: validation_metrics(model, dataset, device, cfg.eval_batch_size), stopper=stopper,
+        validate=lambda: validation_metrics(score_fn(model, device), dataset, cfg.eval_batch_size, device), stopper=stopper,
     )  # fmt: skip
     best = history[stopper.best_epoch - 1]
     config = asdict(model_config) | {"training": asdict(cfg)}
