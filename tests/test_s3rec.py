@@ -19,6 +19,7 @@ from movielens_pipeline.s3rec_training import (
     PretrainConfig,
     PretrainingSampler,
     finetune,
+    history_windows,
     pad_left,
     pretrain,
     score_fn,
@@ -137,6 +138,18 @@ def test_causal_encoder_hides_later_items_and_bidirectional_does_not():
 def test_pad_left_keeps_the_most_recent_items_right_aligned():
     rows = pad_left([np.array([1, 2, 3, 4, 5]), np.array([7]), np.array([], dtype=np.int64)], 3)
     assert rows.tolist() == [[3, 4, 5], [0, 0, 7], [0, 0, 0]]
+
+
+@pytest.mark.parametrize("length", [2, 3, 5, 8, 20])
+def test_history_windows_make_every_item_a_next_item_target_exactly_once(length):
+    sequences = [np.arange(100 * k, 100 * k + n) for k, n in enumerate((0, 1, 2, 7, 8, 19), start=1)]
+    windows = history_windows(sequences, length)
+    assert all(2 <= len(w) <= length for w in windows)
+    assert all((np.diff(w) == 1).all() for w in windows)  # contiguous stretches, order kept
+    targets = np.concatenate([w[1:] for w in windows])
+    expected = np.concatenate([s[1:] for s in sequences])
+    assert sorted(targets.tolist()) == sorted(expected.tolist())
+    assert len(set(targets.tolist())) == len(targets)
 
 
 def test_pretraining_batches_never_contain_valid_or_test_items():
