@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -12,6 +13,7 @@ import pyarrow.parquet as pq
 from zenml.enums import ArtifactType
 from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
+from zenml.materializers.pandas_materializer import PandasMaterializer
 
 from movielens_pipeline.dataset import SequenceDataset
 from movielens_pipeline.training import (
@@ -23,6 +25,20 @@ from movielens_pipeline.training import (
 )
 
 DATASET_TABLES = ("user_map", "item_map", "sequences", "attribute_vocab", "item_attributes")
+
+
+class HashedDataFrameMaterializer(PandasMaterializer):
+    """ZenML's pandas materializer plus a content hash.
+
+    ZenML keys a step's cache on its inputs' content hashes where the materializer provides one,
+    on artifact ids otherwise. ``ingest_ratings`` runs every time, so without a hash its fresh
+    artifacts would make every later step retrain even when the data did not change.
+    """
+
+    def compute_content_hash(self, data: pd.DataFrame) -> str:
+        digest = hashlib.sha256(json.dumps([[str(c), str(t)] for c, t in data.dtypes.items()]).encode())
+        digest.update(pd.util.hash_pandas_object(data, index=True).to_numpy().tobytes())
+        return digest.hexdigest()
 
 
 class SequenceDatasetMaterializer(BaseMaterializer):

@@ -6,11 +6,15 @@ from zenml import log_metadata, save_artifact, step
 from zenml.types import HTMLString
 
 from movielens_pipeline import drops, sources
+from movielens_pipeline.materializers import HashedDataFrameMaterializer
 
 
-# Not cached: a source file or the drops folder may change under the same parameters; the steps
-# after it are cached on the content of what it reads.
-@step(enable_cache=False)
+# Not cached: a source file or the drops folder may change under the same parameters. Its tables
+# carry a content hash, so the steps after it stay cached while the data is unchanged.
+@step(
+    enable_cache=False,
+    output_materializers={name: HashedDataFrameMaterializer for name in ("interactions", "items", "item_attributes")},
+)
 def ingest_ratings(
     source: Optional[dict] = None,
     drops_dir: Optional[str] = None,

@@ -21,7 +21,10 @@ def test_config_is_a_valid_run_configuration_for_the_pipeline(zenml_stack, path:
     # Compiling checks step names, parameter names and values against the step signatures.
     pipeline = training_pipeline.with_options(config_path=str(path))
     pipeline.prepare()
-    pipeline._compile(config_path=str(path))
+    snapshot, _, _ = pipeline._compile(config_path=str(path))
+    # A run-level `enable_cache` overrides every step's own setting in ZenML: ingest_ratings
+    # must stay uncached, or new rating drops in the same folder would never be read.
+    assert snapshot.step_configurations["ingest_ratings"].config.enable_cache is False
 
 
 def test_the_schedule_config_is_the_default_run_plus_a_schedule():
