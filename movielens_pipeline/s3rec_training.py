@@ -5,10 +5,10 @@ Every epoch makes one pass over the rows: by default each user's training part c
 each row is left-padded and gets a loss at every position (pretraining: MIP and MAP at masked
 positions, AAP at the others, SP once per row; finetuning: the next item at every position).
 Using every window rather than the last one doubles the training data on MovieLens-100k, where
-the median user has 64 ratings and the mean 105. Masks, negatives and segments are drawn per batch with tensor operations from one
-dedicated torch.Generator; dropout draws from the global generator, seeded at the start. Both
-generators' states are checkpointed, so on CPU a resumed job continues exactly as an
-uninterrupted one would.
+the median user has 64 ratings and the mean 105. Masks, negatives and segments are drawn per
+batch with tensor operations from one dedicated torch.Generator; dropout draws from the global
+generator, seeded at the start. Both generators' states are checkpointed, so on CPU a resumed
+job continues exactly as an uninterrupted one would.
 
 Pretraining never sees a validation or test item: its rows come from
 ``dataset.train_sequences()``, its negative items are drawn from the items of those training
@@ -125,6 +125,13 @@ def history_windows(sequences: Sequence[np.ndarray], length: int) -> list[np.nda
     return windows
 
 
+def training_rows(dataset: SequenceDataset, length: int, all_windows: bool) -> list[np.ndarray]:
+    """The rows an epoch passes over: every ``length``-item window of each user's training part,
+    or only the whole training parts (each row keeps its most recent items when padded)."""
+    rows = dataset.train_sequences()
+    return history_windows(rows, length) if all_windows else rows
+
+
 def uniform_below(upper: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One integer uniform in [0, upper) per element of ``upper`` (int64, every value >= 1)."""
     return (torch.rand(upper.shape, generator=generator) * upper).long().clamp(max=upper - 1)
@@ -165,14 +172,14 @@ class PretrainBatch:
 class PretrainingSampler:
     """Builds pretraining batches from training rows, all randomness from ``generator``."""
 
-    def __init__(self, train_sequences: Sequence[np.ndarray], num_items: int, max_len: int, mask_prob: float,
+    def __init__(self, rows: Sequence[np.ndarray], num_items: int, max_len: int, mask_prob: float,
                  generator: torch.Generator):  # fmt: skip
-        self.rows = pad_left(train_sequences, max_len)
+        self.rows = pad_left(rows, max_len)
         self.lengths = (self.rows != 0).sum(1)
         self.num_items, self.mask_id = num_items, num_items + 1
         self.mask_prob = mask_prob
         self.generator = generator
-        nonempty = [s for s in train_sequences if len(s)]
+        nonempty = [s for s in rows if len(s)]
         self.candidates = torch.from_numpy(np.unique(np.concatenate(nonempty))) if nonempty else torch.ones(1, dtype=torch.long)
         # Rows sorted by length: the donors long enough for a segment form a suffix.
         self.donor_order = torch.argsort(self.lengths, stable=True)
@@ -181,7 +188,7 @@ class PretrainingSampler:
         self.donor_rank[self.donor_order] = torch.arange(len(self.donor_order))
 
     def batch(self, row_ids: torch.Tensor, with_segments: bool = True) -> PretrainBatch:
-        """``row_ids`` are positions in ``train_sequences`` (0-based); SP inputs only when asked."""
+        """``row_ids`` are positions in ``rows`` (0-based); SP inputs only when asked."""
         items = self.rows[row_ids]
         real = items != 0
         masked = (torch.rand(items.shape, generator=self.generator) < self.mask_prob) & real
@@ -233,9 +240,9 @@ class PretrainingSampler:
 class FinetuningSampler:
     """Input rows (items[:-1]) and next-item targets (items[1:]) of training rows."""
 
-    def __init__(self, train_sequences: Sequence[np.ndarray], num_items: int, max_len: int,
+    def __init__(self, rows: Sequence[np.ndarray], num_items: int, max_len: int,
                  generator: torch.Generator):  # fmt: skip
-        windows = pad_left(train_sequences, max_len + 1)
+        windows = pad_left(rows, max_len + 1)
         self.inputs, self.targets = windows[:, :-1], windows[:, 1:]
         self.num_items = num_items
         self.candidates = torch.arange(1, num_items + 1)
@@ -413,9 +420,7 @@ def pretrain(
     seed_everything(cfg.seed)  # model initialisation and dropout use the global generator
     model = S3Rec(model_config).to(device)
     generator = torch.Generator().manual_seed(cfg.seed)
-    rows = dataset.train_sequences()
-    if cfg.all_windows:
-        rows = history_windows(rows, model_config.max_len)
+    rows = training_rows(dataset, model_config.max_len, cfg.all_windows)
     sampler = PretrainingSampler(rows, dataset.num_items, model_config.max_len, cfg.mask_prob, generator)
     attribute_ids, item_attributes = _attribute_targets(dataset, cfg.attribute_types)
     attribute_ids, item_attributes = attribute_ids.to(device), item_attributes.to(device)
@@ -486,9 +491,7 @@ def finetune(
         model.load_state_dict(pretrained.state_dict)
     model.to(device)
     generator = torch.Generator().manual_seed(cfg.seed)
-    rows = dataset.train_sequences()
-    if cfg.all_windows:
-        rows = history_windows(rows, model_config.max_len + 1)
+    rows = training_rows(dataset, model_config.max_len + 1, cfg.all_windows)
     sampler = FinetuningSampler(rows, dataset.num_items, model_config.max_len, generator)
     stopper = EarlyStopping(patience=cfg.patience)
 
