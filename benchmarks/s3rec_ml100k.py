@@ -15,37 +15,21 @@ Run: .venv/bin/python benchmarks/s3rec_ml100k.py [--threads N] [--seeds 42 1 2]
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import platform
 import statistics
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.s3rec import S3Rec, S3RecConfig  # noqa: E402
-from movielens_pipeline.baselines import popularity_score_fn  # noqa: E402
-from movielens_pipeline.build import BuildConfig, build_sequence_dataset  # noqa: E402
-from movielens_pipeline.metrics import full_ranking_ranks, metrics_from_ranks  # noqa: E402
-from movielens_pipeline.s3rec_training import FinetuneConfig, PretrainConfig, finetune, pretrain, score_fn  # noqa: E402
-from movielens_pipeline.sources import load_embedded_ml100k  # noqa: E402
-from movielens_pipeline.training import pick_device  # noqa: E402
+from benchmarks import common  # noqa: E402
+from movielens_pipeline.evaluation.baselines import popularity_score_fn  # noqa: E402
+from movielens_pipeline.evaluation.scorers import s3rec_score_fn  # noqa: E402
+from movielens_pipeline.models.s3rec import S3Rec, S3RecConfig  # noqa: E402
+from movielens_pipeline.training.s3rec import FinetuneConfig, PretrainConfig, finetune, pretrain  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "s3rec_ml100k.json"
-PROTOCOL = "leave-one-out by time; full ranking over all items, seen items excluded, pessimistic ties"
-
-
-def test_figures(score, dataset) -> dict:
-    ranks = full_ranking_ranks(
-        score, dataset.user_indices, dataset.test_inputs(), dataset.test_targets(), dataset.num_items
-    )
-    metrics = metrics_from_ranks(ranks)
-    return {"test_hit_at_10": metrics["hit_at_10"], "test_ndcg_at_10": metrics["ndcg_at_10"]}
+RESULTS = common.RESULTS_DIR / "s3rec_ml100k.json"
 
 
 def phase_figures(trained, wall_seconds: float) -> dict:
@@ -56,12 +40,6 @@ def phase_figures(trained, wall_seconds: float) -> dict:
         "mean_sequences_per_second": sum(h["sequences_per_second"] for h in history) / len(history),
         "wall_seconds": wall_seconds,
     }
-
-
-def timed(train, *args, **kwargs):
-    started = time.perf_counter()
-    trained = train(*args, **kwargs)
-    return trained, time.perf_counter() - started
 
 
 def train_and_test(dataset, model_config, pretrain_config, finetune_config, device) -> dict:
@@ -78,12 +56,12 @@ def train_and_test(dataset, model_config, pretrain_config, finetune_config, devi
         }
         if pretraining_figures is not None:
             figures["pretrain"] = pretraining_figures
-        return figures | test_figures(score_fn(model, device), dataset)
+        return figures | common.test_figures(s3rec_score_fn(model, device), dataset)
 
-    trained, wall = timed(finetune, dataset, model_config, finetune_config, device)
+    trained, wall = common.timed(finetune, dataset, model_config, finetune_config, device)
     results = {"s3rec_no_pretraining": finetuned_figures(trained, None, wall)}
-    pretrained, pretrain_wall = timed(pretrain, dataset, model_config, pretrain_config, device)
-    trained, wall = timed(finetune, dataset, model_config, finetune_config, device, pretrained=pretrained)
+    pretrained, pretrain_wall = common.timed(pretrain, dataset, model_config, pretrain_config, device)
+    trained, wall = common.timed(finetune, dataset, model_config, finetune_config, device, pretrained=pretrained)
     results["s3rec"] = finetuned_figures(trained, phase_figures(pretrained, pretrain_wall), wall)
     return results
 
@@ -110,16 +88,11 @@ def main() -> dict:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: every core)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     started = time.perf_counter()
-    device = pick_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    source = load_embedded_ml100k()
-    dataset = build_sequence_dataset(source.interactions, source.items, source.item_attributes, BuildConfig())
+    device, dataset = common.prepare(args.device, args.threads)
     model_config = S3RecConfig(num_items=dataset.num_items, num_attributes=dataset.num_attributes)
 
-    popularity = test_figures(popularity_score_fn(dataset), dataset)
+    popularity = common.test_figures(popularity_score_fn(dataset), dataset)
     per_seed = {
         seed: train_and_test(
             dataset, model_config, PretrainConfig(seed=seed), FinetuneConfig(seed=seed), device
@@ -127,25 +100,19 @@ def main() -> dict:
         for seed in args.seeds
     }  # fmt: skip
     report = {
-        "protocol": PROTOCOL,
+        "protocol": common.PROTOCOL,
         "dataset": dataset.stats,
         "model_config": asdict(model_config),
-        "pretrain_config": asdict(PretrainConfig()) | {"seed": args.seeds},
-        "finetune_config": asdict(FinetuneConfig()) | {"seed": args.seeds},
+        "pretrain_config": PretrainConfig().model_dump() | {"seed": args.seeds},
+        "finetune_config": FinetuneConfig().model_dump() | {"seed": args.seeds},
         "popularity": popularity,
         "per_seed": per_seed,
         "summary": summary(per_seed),
         "device": str(device),
-        "torch_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-        "machine": platform.processor() or platform.machine(),
-        "total_wall_seconds": time.perf_counter() - started,
-        "note": "timings are wall clock on a shared machine and may be inflated by other jobs",
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2, default=str))
+    } | common.environment(started)
+    common.write_report(report, RESULTS)
 
-    print(f"\nMovieLens-100k, {PROTOCOL}")
+    print(f"\nMovieLens-100k, {common.PROTOCOL}")
     print(f"{'seed':<6}{'model':<22}{'HR@10':>8}{'NDCG@10':>9}{'valid':>8}{'epochs':>8}{'epoch s':>9}{'seq/s':>8}{'train s':>9}")
     print(f"{'':<6}{'popularity':<22}{popularity['test_hit_at_10']:>8.4f}{popularity['test_ndcg_at_10']:>9.4f}")
     for seed, results in per_seed.items():
@@ -166,10 +133,7 @@ def main() -> dict:
         f"pretraining won on {totals['pretraining_wins_test_ndcg_at_10']}/{len(per_seed)} seeds (NDCG@10), "
         f"{totals['pretraining_wins_test_hit_at_10']}/{len(per_seed)} (HR@10)"
     )
-    print(
-        f"device {device}, torch threads {report['torch_threads']}, "
-        f"total wall {report['total_wall_seconds']:.1f}s -> {RESULTS}"
-    )
+    print(f"device {device}, {common.footer(report, RESULTS)}")
     return report
 
 

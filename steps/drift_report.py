@@ -3,29 +3,18 @@ from typing import Annotated, Optional
 import mlflow
 import pandas as pd
 from zenml import log_metadata, step
-from zenml.client import Client
 from zenml.types import HTMLString
 
-from movielens_pipeline import drift
-from movielens_pipeline.tracking import experiment_tracker_name
-
-
-def champion_training_interactions(registered_model_name: str) -> Optional[pd.DataFrame]:
-    """The interactions the current champion was trained on, through ZenML's lineage."""
-    client = mlflow.MlflowClient()
-    try:
-        champion = client.get_model_version_by_alias(registered_model_name, "champion")
-    except mlflow.exceptions.MlflowException:
-        return None
-    run = Client().get_pipeline_run(champion.tags["zenml_run_id"])
-    return run.steps["ingest_ratings"].outputs["interactions"][0].load()
+from movielens_pipeline.data import drift
+from movielens_pipeline.integrations.lineage import champion_training_interactions
+from movielens_pipeline.integrations.tracking import experiment_tracker_name
 
 
 @step(experiment_tracker=experiment_tracker_name(), enable_cache=False)
 def drift_report(
     interactions: pd.DataFrame,
     registered_model_name: str = "movielens-recommender",
-    thresholds: Optional[dict] = None,
+    thresholds: Optional[dict[str, Optional[float]]] = None,
 ) -> Annotated[HTMLString, "drift_report"]:
     """New data against the data the current champion was trained on."""
     reference = champion_training_interactions(registered_model_name)

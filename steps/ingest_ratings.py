@@ -1,22 +1,21 @@
-from dataclasses import replace
 from typing import Annotated, Optional, Tuple
 
 import pandas as pd
 from zenml import log_metadata, save_artifact, step
 from zenml.types import HTMLString
 
-from movielens_pipeline import drops, sources
-from movielens_pipeline.materializers import HashedDataFrameMaterializer
+from movielens_pipeline.data import drops
+from movielens_pipeline.data.sources import EmbeddedSource, SourceSpec
+from movielens_pipeline.integrations.materializers import HashedDataFrameMaterializer
+
+TABLES = ("interactions", "items", "item_attributes")
 
 
 # Not cached: a source file or the drops folder may change under the same parameters. Its tables
 # carry a content hash, so the steps after it stay cached while the data is unchanged.
-@step(
-    enable_cache=False,
-    output_materializers={name: HashedDataFrameMaterializer for name in ("interactions", "items", "item_attributes")},
-)
+@step(enable_cache=False, output_materializers={name: HashedDataFrameMaterializer for name in TABLES})
 def ingest_ratings(
-    source: Optional[dict] = None,
+    source: SourceSpec = EmbeddedSource(),
     drops_dir: Optional[str] = None,
     until_timestamp: Optional[int] = None,
 ) -> Tuple[
@@ -29,27 +28,12 @@ def ingest_ratings(
 
     ``until_timestamp`` keeps only base interactions up to that moment (backtests, replays).
     """
-    source = source or {"kind": "embedded"}
-    raw = sources.load_source(source)
-    if until_timestamp is not None:
-        raw = replace(raw, interactions=raw.interactions[raw.interactions["timestamp"] <= until_timestamp])
-    outcomes = []
-    if drops_dir:
-        raw, outcomes = drops.apply_drops(raw, drops_dir)
-        for outcome in outcomes:
-            if not outcome.accepted:
-                print(f"Rejected rating drop {outcome.name}: {outcome.reason}")
-                save_artifact(HTMLString(outcome.report_html or outcome.reason), "rejected_drop_report")
-    fingerprint = drops.input_fingerprint(source, {"until_timestamp": until_timestamp}, outcomes)
-    log_metadata(
-        metadata={
-            "source": {k: str(v) for k, v in source.items()},
-            "input_fingerprint": fingerprint,
-            "drops": {o.name: {"sha256": o.sha256, "rows": o.rows, "accepted": o.accepted} for o in outcomes},
-            "interactions": len(raw.interactions),
-            "users": int(raw.interactions["user_id"].nunique()),
-            "items": len(raw.items),
-            "attribute_types": sorted(raw.item_attributes["attribute_type"].unique().tolist()),
-        }
-    )
-    return raw.interactions, raw.items, raw.item_attributes, fingerprint
+    ingested = drops.ingest(source.load(), source.as_dict(), drops_dir, until_timestamp)
+    for outcome in ingested.drops:
+        if not outcome.accepted:
+            print(f"Rejected rating drop {outcome.name}: {outcome.reason}")
+            save_artifact(HTMLString(outcome.report_html or outcome.reason), "rejected_drop_report")
+    log_metadata(metadata=ingested.summary(source.as_dict()))
+    data = ingested.raw
+    return data.interactions, data.items, data.item_attributes, ingested.input_fingerprint
+

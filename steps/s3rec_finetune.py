@@ -1,64 +1,53 @@
 from typing import Annotated, Optional
 
 import mlflow
-from zenml import step
-from zenml.config import ResourceSettings
-from zenml.config.cache_policy import CachePolicy
 
-import models.s3rec
-from movielens_pipeline import dataset, metrics, s3rec_training, training
-from movielens_pipeline.dataset import SequenceDataset
-from movielens_pipeline.materializers import TrainedModelMaterializer
-from movielens_pipeline.tracking import experiment_tracker_name, flat_params, log_trained_model, mlflow_log_fn
-from movielens_pipeline.warm_start import warm_start
-
-
-@step(
-    experiment_tracker=experiment_tracker_name(),
-    output_materializers=TrainedModelMaterializer,
-    settings={"resources": ResourceSettings(gpu_count=1)},
-    cache_policy=CachePolicy(source_dependencies=[models.s3rec, s3rec_training, training, dataset, metrics]),
+from movielens_pipeline.data.dataset import SequenceDataset
+from movielens_pipeline.integrations.tracking import (
+    flat_params,
+    log_trained_run,
+    mlflow_log_fn,
+    training_checkpoints,
+    warm_start_from_registry,
 )
+from movielens_pipeline.models import s3rec as s3rec_model
+from movielens_pipeline.training import s3rec, sequence_batches
+from movielens_pipeline.training.runtime import pick_device
+from movielens_pipeline.training.s3rec import FinetuneConfig, S3RecHyperparameters
+from movielens_pipeline.training.trained_model import TrainedModel
+from steps.training_step import training_step
+
+
+@training_step(s3rec_model, s3rec, sequence_batches)
 def s3rec_finetune(
     sequence_dataset: SequenceDataset,
-    pretrained: Optional[training.TrainedModel] = None,
-    model: dict | None = None,
-    finetuning: dict | None = None,
+    pretrained: Optional[TrainedModel] = None,
+    model: S3RecHyperparameters = S3RecHyperparameters(),
+    finetuning: FinetuneConfig = FinetuneConfig(),
     model_name: str = "s3rec",
     warm_start_from: Optional[str] = None,
     device: str = "auto",
-) -> Annotated[training.TrainedModel, "s3rec_model"]:
+) -> Annotated[TrainedModel, "s3rec_model"]:
     """Next-item finetuning with a causal mask, from the pretrained encoder when given one.
 
     ``warm_start_from``: a registered model name; when it holds a model of this architecture
     (the champion first), finetuning continues from its weights instead, tables grown for new
     users and items.
     """
-    torch_device = training.pick_device(device)
-    model_config = models.s3rec.S3RecConfig(
-        num_items=sequence_dataset.num_items,
-        num_attributes=sequence_dataset.num_attributes,
-        **(model or {}),
-    )
-    cfg = s3rec_training.FinetuneConfig(**(finetuning or {}))
-    mlflow.log_params(flat_params("model", model_config) | flat_params("finetune", cfg))
+    torch_device = pick_device(device)
+    model_config = s3rec.s3rec_config(sequence_dataset, model)
+    mlflow.log_params(flat_params("model", model_config) | flat_params("finetune", finetuning))
     mlflow.log_param("pretrained", pretrained is not None)
-    checkpoints = training.CheckpointStore(
-        training.checkpoint_root(),
-        f"{model_name}_finetune",
-        training.config_fingerprint(
-            model_config, cfg, sequence_dataset.fingerprint(), pretrained.summary if pretrained else None,
-            warm_start_from,
-        ),
-    )
     initial = pretrained
     if warm_start_from:
-        fresh = models.s3rec.S3Rec(model_config)
-        initial = warm_start(warm_start_from, model_name, fresh, sequence_dataset) or pretrained
-    trained = s3rec_training.finetune(
-        sequence_dataset, model_config, cfg, torch_device, mlflow_log_fn("finetune"), checkpoints, initial
-    )
-    trained.summary["name"] = model_name
-    trained.summary["mlflow_run_id"] = mlflow.active_run().info.run_id
-    log_trained_model(trained, model_name, str(torch_device), sequence_dataset.fingerprint())
-    return trained
+        fresh = s3rec_model.S3Rec(model_config)
+        initial = warm_start_from_registry(warm_start_from, model_name, fresh, sequence_dataset) or pretrained
+    checkpoints = training_checkpoints(
+        f"{model_name}_finetune", model_config, finetuning, sequence_dataset.fingerprint(),
+        initial.weights_fingerprint() if initial else None,
+    )  # fmt: skip
+    trained = s3rec.finetune(
+        sequence_dataset, model_config, finetuning, torch_device, mlflow_log_fn("finetune"), checkpoints, initial,
+        name=model_name,
+    )  # fmt: skip
+    return log_trained_run(trained, model_name, str(torch_device), sequence_dataset.fingerprint())

@@ -1,45 +1,35 @@
 from typing import Annotated
 
 import mlflow
-from zenml import step
-from zenml.config import ResourceSettings
-from zenml.config.cache_policy import CachePolicy
 
-import models.s3rec
-from movielens_pipeline import dataset, metrics, s3rec_training, training
-from movielens_pipeline.dataset import SequenceDataset
-from movielens_pipeline.materializers import TrainedModelMaterializer
-from movielens_pipeline.tracking import experiment_tracker_name, flat_params, log_trained_model, mlflow_log_fn
-
-
-@step(
-    experiment_tracker=experiment_tracker_name(),
-    output_materializers=TrainedModelMaterializer,
-    settings={"resources": ResourceSettings(gpu_count=1)},
-    cache_policy=CachePolicy(source_dependencies=[models.s3rec, s3rec_training, training, dataset, metrics]),
+from movielens_pipeline.data.dataset import SequenceDataset
+from movielens_pipeline.integrations.tracking import (
+    flat_params,
+    log_trained_run,
+    mlflow_log_fn,
+    training_checkpoints,
 )
+from movielens_pipeline.models import s3rec as s3rec_model
+from movielens_pipeline.training import s3rec, sequence_batches
+from movielens_pipeline.training.runtime import pick_device
+from movielens_pipeline.training.s3rec import PretrainConfig, S3RecHyperparameters
+from movielens_pipeline.training.trained_model import TrainedModel
+from steps.training_step import training_step
+
+
+@training_step(s3rec_model, s3rec, sequence_batches)
 def s3rec_pretrain(
     sequence_dataset: SequenceDataset,
-    model: dict | None = None,
-    pretraining: dict | None = None,
+    model: S3RecHyperparameters = S3RecHyperparameters(),
+    pretraining: PretrainConfig = PretrainConfig(),
     device: str = "auto",
-) -> Annotated[training.TrainedModel, "s3rec_pretrained"]:
+) -> Annotated[TrainedModel, "s3rec_pretrained"]:
     """Self-supervised pretraining of the S3Rec encoder (AAP, MIP, MAP, SP)."""
-    torch_device = training.pick_device(device)
-    model_config = models.s3rec.S3RecConfig(
-        num_items=sequence_dataset.num_items,
-        num_attributes=sequence_dataset.num_attributes,
-        **(model or {}),
+    torch_device = pick_device(device)
+    model_config = s3rec.s3rec_config(sequence_dataset, model)
+    mlflow.log_params(flat_params("model", model_config) | flat_params("pretrain", pretraining))
+    checkpoints = training_checkpoints("s3rec_pretrain", model_config, pretraining, sequence_dataset.fingerprint())
+    trained = s3rec.pretrain(
+        sequence_dataset, model_config, pretraining, torch_device, mlflow_log_fn("pretrain"), checkpoints
     )
-    cfg = s3rec_training.PretrainConfig(**(pretraining or {}))
-    mlflow.log_params(flat_params("model", model_config) | flat_params("pretrain", cfg))
-    checkpoints = training.CheckpointStore(
-        training.checkpoint_root(),
-        "s3rec_pretrain",
-        training.config_fingerprint(model_config, cfg, sequence_dataset.fingerprint()),
-    )
-    trained = s3rec_training.pretrain(
-        sequence_dataset, model_config, cfg, torch_device, mlflow_log_fn("pretrain"), checkpoints
-    )
-    log_trained_model(trained, "s3rec_pretrain", str(torch_device), sequence_dataset.fingerprint())
-    return trained
+    return log_trained_run(trained, "s3rec_pretrain", str(torch_device), sequence_dataset.fingerprint())

@@ -3,22 +3,19 @@ from typing import Annotated, Tuple
 import mlflow
 import pandas as pd
 from zenml import log_metadata, save_artifact, step
+from zenml.config.cache_policy import CachePolicy
 from zenml.types import HTMLString
 
-from movielens_pipeline import contracts
-from movielens_pipeline.tracking import experiment_tracker_name
+from movielens_pipeline.data import contracts
+from movielens_pipeline.integrations.tracking import experiment_tracker_name
 
 
-class DataContractViolation(RuntimeError):
-    """Raised when input data breaks a contract in data_contracts/; nothing downstream runs."""
-
-
-@step(experiment_tracker=experiment_tracker_name())
+@step(experiment_tracker=experiment_tracker_name(), cache_policy=CachePolicy(source_dependencies=[contracts]))
 def validate_data(
     interactions: pd.DataFrame,
     items: pd.DataFrame,
     item_attributes: pd.DataFrame,
-    min_interactions_per_user: int = 3,
+    min_interactions_per_user: int = contracts.DEFAULT_MIN_INTERACTIONS_PER_USER,
     require_item_attributes: bool = True,
 ) -> Tuple[
     Annotated[HTMLString, "validation_report"],
@@ -41,5 +38,5 @@ def validate_data(
         # Outputs of a failing step are not stored, so keep the evidence explicitly.
         save_artifact(html, "failed_validation_report")
         save_artifact(results, "failed_validation_results")
-        raise DataContractViolation(report.failure_message())
+        raise contracts.DataContractViolation(report.failure_message())
     return html, results

@@ -42,7 +42,11 @@ def zenml_stack():
     Client.initialize(root=ZENML_REPOSITORY)
     # Steps are imported from the checkout, not from the throwaway repository folder.
     source_utils.set_custom_source_root(REPO_ROOT)
-    from movielens_pipeline.stack import ensure_experiments, ensure_stack, experiment_names
+    from movielens_pipeline.integrations.stack import (
+        ensure_experiments,
+        ensure_stack,
+        experiment_names,
+    )
 
     MLFLOW_DIR.mkdir(parents=True, exist_ok=True)
     ensure_stack(MLFLOW_DIR)

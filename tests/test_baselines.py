@@ -5,18 +5,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from movielens_pipeline.baselines import (
-    BPRTrainConfig,
+# the planted data and the single-thread fixture are shared with the LRML tests
+from test_lrml import ndcg_on_test_split, planted_dataset, single_thread  # noqa: F401
+
+from movielens_pipeline.evaluation.baselines import (
     ease_score_fn,
     fit_ease,
     interaction_matrix,
     popularity_score_fn,
-    train_bpr,
-    trained_bpr,
 )
-from movielens_pipeline.lrml_training import score_fn
-# the planted data and the single-thread fixture are shared with the LRML tests
-from test_lrml import ndcg_on_test_split, planted_dataset, single_thread  # noqa: F401
+from movielens_pipeline.evaluation.scorers import trained_module, user_score_fn
+from movielens_pipeline.training.pairwise import (
+    BPRHyperparameters,
+    BPRTrainConfig,
+    train_bpr,
+)
 
 
 def test_popularity_scores_are_training_counts():
@@ -61,8 +64,8 @@ def test_ease_beats_popularity_on_planted_clusters():
 
 def test_bpr_beats_popularity_on_planted_clusters():
     dataset = planted_dataset()
-    trained = train_bpr(dataset, {"dim": 16}, BPRTrainConfig(epochs=15, batch_size=256, seed=0))
-    bpr_ndcg = ndcg_on_test_split(score_fn(trained_bpr(trained)), dataset)
+    trained = train_bpr(dataset, BPRHyperparameters(dim=16), BPRTrainConfig(epochs=15, batch_size=256, seed=0))
+    bpr_ndcg = ndcg_on_test_split(user_score_fn(trained_module(trained)), dataset)
     popularity_ndcg = ndcg_on_test_split(popularity_score_fn(dataset), dataset)
     assert trained.kind == "bpr_mf"
     assert bpr_ndcg > popularity_ndcg + 0.2, (bpr_ndcg, popularity_ndcg)

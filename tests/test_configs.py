@@ -1,34 +1,78 @@
-"""Every run config parses as a ZenML run configuration and names only real steps and options."""
+"""Run configs: each parses and compiles against the pipeline; the derived ones are generated from
+the default; a misspelled or mistyped parameter fails at compile time, naming the key."""
 
 from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO_ROOT
 
 CONFIGS = [REPO_ROOT / "zenml_config.yaml", *sorted((REPO_ROOT / "configs").glob("*.yaml"))]
+
+
+def compile_run(path: Path):
+    from pipelines.training import training_pipeline
+
+    pipeline = training_pipeline.with_options(config_path=str(path))
+    pipeline.prepare()
+    snapshot, _, _ = pipeline._compile(config_path=str(path))
+    return snapshot
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_is_a_valid_run_configuration_for_the_pipeline(zenml_stack, path: Path):
     from zenml.config.pipeline_run_configuration import PipelineRunConfiguration
 
-    from pipelines.training import training_pipeline
-
-    content = yaml.safe_load(path.read_text())
-    PipelineRunConfiguration.model_validate(content)
+    PipelineRunConfiguration.model_validate(yaml.safe_load(path.read_text()))
     # Compiling checks step names, parameter names and values against the step signatures.
-    pipeline = training_pipeline.with_options(config_path=str(path))
-    pipeline.prepare()
-    snapshot, _, _ = pipeline._compile(config_path=str(path))
+    snapshot = compile_run(path)
     # A run-level `enable_cache` overrides every step's own setting in ZenML: ingest_ratings
     # must stay uncached, or new rating drops in the same folder would never be read.
     assert snapshot.step_configurations["ingest_ratings"].config.enable_cache is False
 
 
-def test_the_schedule_config_is_the_default_run_plus_a_schedule():
+def test_derived_configs_and_the_parameter_reference_are_up_to_date():
+    from movielens_pipeline.integrations.run_configs import generated_files
+
+    stale = [path.name for path, text in generated_files().items() if not path.exists() or path.read_text() != text]
+    assert not stale, f"run `make configs`: {stale} are out of date"
+
+
+def test_derived_configs_are_the_default_plus_their_overlay():
     default = yaml.safe_load((REPO_ROOT / "zenml_config.yaml").read_text())
     scheduled = yaml.safe_load((REPO_ROOT / "configs" / "schedule.yaml").read_text())
     assert scheduled.pop("schedule")["cron_expression"]
     assert scheduled == default
+    retrain = yaml.safe_load((REPO_ROOT / "configs" / "retrain.yaml").read_text())
+    assert retrain["settings"] == default["settings"]
+    assert retrain["steps"]["ingest_ratings"]["parameters"] == {"source": {"kind": "embedded"}, "drops_dir": "data/drops"}
+
+
+@pytest.mark.parametrize(
+    "step, parameters, key, complaint",
+    [
+        ("s3rec_finetune", {"finetuning": {"epoks": 5}}, "epoks", "Extra inputs are not permitted"),
+        ("lrml_train", {"train": {"epochs": "five"}}, "epochs", "valid integer"),
+        ("lrml_train", {"model": {"dimension": 8}}, "dimension", "Extra inputs are not permitted"),
+        ("register", {"promotion": {"require_significance": "sometimes"}}, "require_significance", "valid boolean"),
+        ("ingest_ratings", {"source": {"kind": "grouplens", "nmae": "ml-1m"}}, "nmae", "Extra inputs are not permitted"),
+        ("build_dataset", {"config": {"user_coer": 5}}, "user_coer", "Extra inputs are not permitted"),
+    ],
+)
+def test_a_misspelled_or_mistyped_parameter_fails_before_any_step_runs(zenml_stack, tmp_path, step, parameters, key, complaint):
+    from zenml.client import Client
+
+    config = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
+    config["steps"].setdefault(step, {}).setdefault("parameters", {}).update(parameters)
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    runs_before = Client().list_pipeline_runs(size=1).total
+    with pytest.raises(Exception) as raised:
+        compile_run(path)
+    chain, error = [], raised.value
+    while error is not None:
+        chain.append(str(error))
+        error = error.__cause__ or error.__context__
+    message = "\n".join(chain)
+    assert key in message and complaint in message, message
+    assert Client().list_pipeline_runs(size=1).total == runs_before

@@ -13,14 +13,17 @@ import pandas as pd
 import pytest
 import yaml
 
-from movielens_pipeline.contracts import (
+from movielens_pipeline.data.contracts import (
     DEFAULT_CONTRACTS_DIR,
     ContractError,
     ValidationReport,
     load_contracts,
     validate_tables,
 )
-from movielens_pipeline.sources import KG_RELATION_BY_ATTRIBUTE, load_embedded_ml100k
+from movielens_pipeline.data.embedded import (
+    KG_RELATION_BY_ATTRIBUTE,
+    load_embedded_ml100k,
+)
 
 AS_OF = datetime(2024, 1, 1, tzinfo=timezone.utc)
 Tables = dict[str, pd.DataFrame]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movielens_pipeline.drift import (
+from movielens_pipeline.data.drift import (
     DEFAULT_THRESHOLDS,
     UNRATED,
     drift_report,

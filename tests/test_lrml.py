@@ -10,19 +10,19 @@ import pandas as pd
 import pytest
 import torch
 
-from models.lrml import LRML, LRMLConfig
-from movielens_pipeline.baselines import popularity_score_fn
-from movielens_pipeline.dataset import SequenceDataset
-from movielens_pipeline.lrml_training import (
+from movielens_pipeline.data.dataset import SequenceDataset
+from movielens_pipeline.evaluation.baselines import popularity_score_fn
+from movielens_pipeline.evaluation.metrics import full_ranking, metrics_from_ranks
+from movielens_pipeline.evaluation.scorers import trained_module, user_score_fn
+from movielens_pipeline.models.lrml import LRML, LRMLConfig
+from movielens_pipeline.training.checkpoints import CheckpointStore, config_fingerprint
+from movielens_pipeline.training.pairwise import (
+    LRMLHyperparameters,
     LRMLTrainConfig,
     NegativeSampler,
-    score_fn,
     train_lrml,
     training_pairs,
-    trained_lrml,
 )
-from movielens_pipeline.metrics import full_ranking_ranks, metrics_from_ranks
-from movielens_pipeline.training import CheckpointStore, config_fingerprint
 
 
 def planted_dataset(
@@ -67,7 +67,7 @@ def planted_dataset(
 
 
 def ndcg_on_test_split(score, dataset: SequenceDataset) -> float:
-    ranks = full_ranking_ranks(
+    ranks, _ = full_ranking(
         score, dataset.user_indices, dataset.test_inputs(), dataset.test_targets(), dataset.num_items
     )
     return metrics_from_ranks(ranks)["ndcg_at_10"]
@@ -188,7 +188,7 @@ def test_negative_sampler_finds_the_only_negative_left():
 
 def test_training_is_deterministic_for_a_seed():
     dataset = planted_dataset(users_per_cluster=10)
-    config = {"dim": 8, "memory_slots": 4}
+    config = LRMLHyperparameters(dim=8, memory_slots=4)
     first, second = train_lrml(dataset, config, FAST), train_lrml(dataset, config, FAST)
     for name, tensor in first.state_dict.items():
         assert torch.equal(tensor, second.state_dict[name]), name
@@ -201,7 +201,7 @@ class Interrupted(Exception):
 
 def test_resume_from_checkpoint_equals_uninterrupted(tmp_path):
     dataset = planted_dataset(users_per_cluster=10)
-    config = {"dim": 8, "memory_slots": 4}
+    config = LRMLHyperparameters(dim=8, memory_slots=4)
     uninterrupted = train_lrml(dataset, config, FAST)
 
     store = CheckpointStore(tmp_path, "lrml", config_fingerprint(config, FAST))
@@ -224,7 +224,7 @@ def test_resume_from_checkpoint_equals_uninterrupted(tmp_path):
 
 def test_lrml_learns_planted_clusters_far_better_than_popularity():
     dataset = planted_dataset()
-    trained = train_lrml(dataset, {"dim": 16, "memory_slots": 8}, LRMLTrainConfig(epochs=15, batch_size=256, seed=0))
-    lrml_ndcg = ndcg_on_test_split(score_fn(trained_lrml(trained)), dataset)
+    trained = train_lrml(dataset, LRMLHyperparameters(dim=16, memory_slots=8), LRMLTrainConfig(epochs=15, batch_size=256, seed=0))
+    lrml_ndcg = ndcg_on_test_split(user_score_fn(trained_module(trained)), dataset)
     popularity_ndcg = ndcg_on_test_split(popularity_score_fn(dataset), dataset)
     assert lrml_ndcg > popularity_ndcg + 0.2, (lrml_ndcg, popularity_ndcg)

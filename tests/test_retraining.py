@@ -10,7 +10,6 @@ import time
 import numpy as np
 import pytest
 import yaml
-
 from conftest import REPO_ROOT
 
 MODEL = "movielens-replay"
@@ -20,7 +19,7 @@ WEEK = 7 * 24 * 3600
 @pytest.fixture(scope="module")
 def replay(zenml_stack, tmp_path_factory):
     """Base = first 70% of ratings by time; two weekly drops after it and one broken drop."""
-    from movielens_pipeline.sources import load_embedded_ml100k
+    from movielens_pipeline.data.embedded import load_embedded_ml100k
 
     folder = tmp_path_factory.mktemp("replay")
     drops_dir = folder / "drops"

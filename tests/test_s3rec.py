@@ -3,28 +3,27 @@ checkpoint resume and learning a planted sequential structure."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_lrml import ndcg_on_test_split
 
-from models.s3rec import S3Rec, S3RecConfig
-from movielens_pipeline.baselines import popularity_score_fn
-from movielens_pipeline.dataset import SequenceDataset
-from movielens_pipeline.metrics import full_ranking_ranks, metrics_from_ranks
-from movielens_pipeline.s3rec_training import (
+from movielens_pipeline.data.dataset import SequenceDataset, pad_left
+from movielens_pipeline.evaluation.baselines import popularity_score_fn
+from movielens_pipeline.evaluation.scorers import s3rec_score_fn
+from movielens_pipeline.models.s3rec import S3Rec, S3RecConfig
+from movielens_pipeline.training.checkpoints import CheckpointStore
+from movielens_pipeline.training.s3rec import (
     FinetuneConfig,
     PretrainConfig,
-    PretrainingSampler,
     finetune,
-    history_windows,
-    pad_left,
     pretrain,
-    score_fn,
 )
-from movielens_pipeline.training import CheckpointStore
+from movielens_pipeline.training.sequence_batches import (
+    PretrainingSampler,
+    history_windows,
+)
 
 SMALL = dict(hidden_size=16, num_layers=1, num_heads=2, max_len=12)
 
@@ -201,10 +200,10 @@ def test_same_seed_gives_identical_runs():
     ft_cfg = FinetuneConfig(epochs=2, batch_size=16, loss="bce")
     pretrained = [pretrain(dataset, config, pre_cfg) for _ in range(2)]
     first, second = (finetune(dataset, config, ft_cfg, pretrained=p) for p in pretrained)
-    other_seed = pretrain(dataset, config, replace(pre_cfg, seed=7))
+    other_seed = pretrain(dataset, config, pre_cfg.model_copy(update={"seed": 7}))
 
     def losses(trained):
-        return [{k: v for k, v in h.items() if k.endswith("loss") or k.startswith("valid")} for h in trained.history]
+        return [{k: v for k, v in h.items() if k.endswith("loss") or k.startswith("valid_") and not k.endswith("_seconds")} for h in trained.history]
 
     assert losses(pretrained[0]) == losses(pretrained[1])
     assert losses(first) == losses(second)
@@ -251,14 +250,8 @@ def test_finetuned_model_learns_planted_sequences_far_better_than_popularity():
     assert trained.config["training"]["loss"] == "ce" and trained.config["pretraining"]["epochs"] == 3
     model = S3Rec(config)
     model.load_state_dict(trained.state_dict)
-
-    def test_ndcg(scores):
-        ranks = full_ranking_ranks(
-            scores, dataset.user_indices, dataset.test_inputs(), dataset.test_targets(), dataset.num_items
-        )
-        return metrics_from_ranks(ranks)["ndcg_at_10"]
-
-    model_ndcg, popularity_ndcg = test_ndcg(score_fn(model, "cpu", config.max_len)), test_ndcg(popularity_score_fn(dataset))
+    model_ndcg = ndcg_on_test_split(s3rec_score_fn(model, "cpu", config.max_len), dataset)
+    popularity_ndcg = ndcg_on_test_split(popularity_score_fn(dataset), dataset)
     assert model_ndcg > popularity_ndcg + 0.4, (model_ndcg, popularity_ndcg)
 
 

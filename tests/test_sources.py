@@ -11,21 +11,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from movielens_pipeline.sources import (
-    ATTRIBUTE_DTYPES,
+from movielens_pipeline.data.embedded import (
     EMBEDDED_WHEEL_NAME,
+    ensure_embedded_wheel,
+    load_embedded_ml100k,
+)
+from movielens_pipeline.data.grouplens import (
+    ML100K_GENRES,
+    fetch_grouplens_archive,
+    load_grouplens,
+)
+from movielens_pipeline.data.raw import (
+    ATTRIBUTE_DTYPES,
     INTERACTION_DTYPES,
     ITEM_DTYPES,
-    ML100K_GENRES,
     ChecksumMismatchError,
     RawData,
     SourceError,
-    ensure_embedded_wheel,
-    fetch_grouplens_archive,
-    load_embedded_ml100k,
-    load_grouplens,
-    load_source,
 )
+from movielens_pipeline.data.sources import load_source
 
 
 def write_zip(path: Path, members: dict[str, bytes]) -> Path:
@@ -199,12 +203,12 @@ def test_ratings_file_errors_name_the_problem(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("spec, message", [
-    ({"kind": "kaggle"}, "unknown source kind 'kaggle'"),
-    ({}, "unknown source kind None"),
+    ({"kind": "kaggle"}, "Input tag 'kaggle' found using 'kind' does not match any of the expected tags"),
+    ({}, "Unable to extract tag using discriminator 'kind'"),
     ({"kind": "competition", "path": "/nonexistent/folder"}, "not found"),
     ({"kind": "grouplens", "name": "ml-2m", "path": "."}, "unknown GroupLens dataset 'ml-2m'"),
     ({"kind": "grouplens"}, "needs a name"),
-    ({"kind": "ratings_file", "path": "x.csv", "sep": ";"}, "accepted options"),
+    ({"kind": "ratings_file", "path": "x.csv", "sep": ";"}, "ratings_file.sep\n  Extra inputs are not permitted"),
     ({"kind": "embedded", "kg_attributes": ["composer"]}, "unknown kg_attributes"),
 ])
 def test_load_source_rejects_bad_specs(spec: dict, message: str) -> None:

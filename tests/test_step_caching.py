@@ -5,16 +5,22 @@ ZenML hashes only a step function's own source unless its cache policy names mor
 
 import pytest
 
+LOOP = {"movielens_pipeline.training.loop", "movielens_pipeline.training.checkpoints"}
+
 
 @pytest.mark.parametrize(
     "step_module, step_name, required",
     [
-        ("steps.build_dataset", "build_dataset", {"movielens_pipeline.build", "movielens_pipeline.dataset"}),
-        ("steps.s3rec_pretrain", "s3rec_pretrain", {"models.s3rec", "movielens_pipeline.s3rec_training", "movielens_pipeline.training"}),
-        ("steps.s3rec_finetune", "s3rec_finetune", {"models.s3rec", "movielens_pipeline.s3rec_training", "movielens_pipeline.training"}),
-        ("steps.lrml_train", "lrml_train", {"models.lrml", "movielens_pipeline.lrml_training", "movielens_pipeline.training"}),
+        ("steps.build_dataset", "build_dataset", {"movielens_pipeline.data.build", "movielens_pipeline.data.dataset"}),
+        ("steps.validate_data", "validate_data", {"movielens_pipeline.data.contracts"}),
+        ("steps.s3rec_pretrain", "s3rec_pretrain",
+         LOOP | {"movielens_pipeline.models.s3rec", "movielens_pipeline.training.s3rec", "movielens_pipeline.training.sequence_batches"}),
+        ("steps.s3rec_finetune", "s3rec_finetune",
+         LOOP | {"movielens_pipeline.models.s3rec", "movielens_pipeline.training.s3rec", "movielens_pipeline.evaluation.metrics"}),
+        ("steps.lrml_train", "lrml_train", LOOP | {"movielens_pipeline.models.lrml", "movielens_pipeline.training.pairwise"}),
+        ("steps.evaluate", "evaluate", {"movielens_pipeline.evaluation.protocols", "movielens_pipeline.evaluation.scorers"}),
     ],
-)
+)  # fmt: skip
 def test_cache_key_covers_the_code_a_step_runs(zenml_stack, step_module, step_name, required):
     import importlib
 

@@ -1,0 +1,104 @@
+"""Local sources: a movie-recommendation competition folder, and a plain ratings file (CSV or
+Parquet) with configurable column names."""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from movielens_pipeline.data import raw
+from movielens_pipeline.data.files import (
+    DatasetFiles,
+    existing_path,
+    read_table_file,
+    require_columns,
+)
+from movielens_pipeline.data.raw import RawData, SourceError
+
+# Attribute files of the competition data: file name -> attribute type, which is also the name
+# of the file's value column (the other one is item).
+COMPETITION_ATTRIBUTE_FILES = {"genres.tsv": "genre", "directors.tsv": "director", "writers.tsv": "writer"}
+
+
+def load_competition_folder(path: str | os.PathLike) -> RawData:
+    """Load movie-recommendation competition data: ``train_ratings.csv`` (user, item, time) and
+    ``titles.tsv``, ``years.tsv``, ``genres.tsv``, ``directors.tsv``, ``writers.tsv`` (item, value).
+
+    The data has no ratings, so rating is NaN. The folder may also be a zip of it.
+    """
+    with DatasetFiles(existing_path(path, "competition data")) as files:
+        ratings = read_table_file(files, "train_ratings.csv", delimiter=",",
+                                   types={"user": pa.int64(), "item": pa.int64(), "time": pa.int64()})
+        titles, years, *attribute_tables = [
+            read_table_file(files, file_name, delimiter="\t", quoted=False,
+                             types={"item": pa.int64(), value_column: pa.string()})
+            for file_name, value_column in {"titles.tsv": "title", "years.tsv": "year",
+                                            **COMPETITION_ATTRIBUTE_FILES}.items()]
+
+    no_ratings = pd.Series(np.nan, index=ratings.index)
+    interactions = raw.interactions_frame(ratings["user"], ratings["item"], no_ratings, ratings["time"])
+    title, title_year = raw.split_title_and_year(titles["title"])
+    # years.tsv does not list every item; those keep the year written in their title.
+    listed_year = titles[["item"]].merge(years, on="item", how="left", validate="many_to_one")["year"]
+    items = raw.items_frame(titles["item"], title, raw.year_from_text(listed_year).fillna(title_year))
+    attributes = [raw.attribute_rows(table["item"], attribute_type, table[attribute_type])
+                  for attribute_type, table in zip(COMPETITION_ATTRIBUTE_FILES.values(), attribute_tables)]
+    return raw.assemble(interactions, items, attributes)
+
+
+# --- d. plain ratings file -------------------------------------------------------------------
+
+DEFAULT_RATINGS_COLUMNS = {"user": "user_id", "item": "item_id", "timestamp": "timestamp"}
+
+
+def load_ratings_file(
+    path: str | os.PathLike,
+    columns: Mapping[str, str] | None = None,
+    delimiter: str = ",",
+) -> RawData:
+    """Load a plain CSV or Parquet (by suffix .parquet/.pq) file of interactions.
+
+    ``columns`` maps the roles user, item, timestamp and the optional rating to the file's column
+    names (defaults: user_id, item_id, timestamp; no rating). Timestamps may be unix seconds or
+    date-times (naive ones are read as UTC). Such a file knows no titles or attributes: every item
+    gets the placeholder title ``"item <id>"`` and there are no attribute rows.
+    """
+    roles = {**DEFAULT_RATINGS_COLUMNS, **(columns or {})}
+    unknown_roles = sorted(set(roles) - {"user", "item", "timestamp", "rating"})
+    if unknown_roles:
+        raise SourceError(f"unknown column roles {unknown_roles}; expected user, item, timestamp, rating")
+    file = existing_path(path, "ratings file")
+    wanted = list(roles.values())
+    if file.suffix.lower() in {".parquet", ".pq"}:
+        available = pq.read_schema(file).names
+        require_columns(file.name, available, wanted)
+        table = pq.read_table(file, columns=wanted).to_pandas()
+    else:
+        parse_options = pacsv.ParseOptions(delimiter=delimiter)
+        with pacsv.open_csv(file, parse_options=parse_options) as reader:
+            require_columns(file.name, reader.schema.names, wanted)
+        table = pacsv.read_csv(file, parse_options=parse_options,
+                               convert_options=pacsv.ConvertOptions(include_columns=wanted)).to_pandas()
+
+    rating = table[roles["rating"]] if "rating" in roles else pd.Series(np.nan, index=table.index)
+    interactions = raw.interactions_frame(table[roles["user"]], table[roles["item"]], rating,
+                                       _as_unix_seconds(table[roles["timestamp"]], roles["timestamp"]))
+    item_ids = pd.Series(np.sort(interactions["item_id"].unique()))
+    items = raw.items_frame(item_ids, "item " + item_ids.astype(str), pd.Series(pd.NA, index=item_ids.index))
+    return raw.assemble(interactions, items, [])
+
+
+def _as_unix_seconds(values: pd.Series, column: str) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(values):
+        return values
+    try:
+        moments = pd.to_datetime(values, utc=True)
+    except (ValueError, TypeError) as error:
+        raise SourceError(f"column {column!r}: timestamps are neither unix seconds nor date-times ({error})") from None
+    return (moments - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)

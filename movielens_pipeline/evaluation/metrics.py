@@ -1,0 +1,157 @@
+"""Ranking metrics for leave-one-out evaluation.
+
+Headline protocol: full ranking over every real item (index 0, padding, is never ranked, and
+score columns past ``num_items`` such as a [MASK] id must be dropped by the caller), the user's
+already-seen items excluded, ties broken pessimistically (an item with the same score as the
+target ranks ahead of it). Secondary protocol: the target against 99 sampled unseen items.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+KS = (5, 10, 20)
+
+# score_fn(user_indices [B], histories list of B arrays) -> scores [B, num_items + 1]
+ScoreFn = Callable[[torch.Tensor, Sequence[np.ndarray]], torch.Tensor]
+
+
+def seen_mask(histories: Sequence[np.ndarray], num_items: int, device="cpu") -> torch.Tensor:
+    """Boolean [B, num_items + 1] mask of items in each history (column 0 always set)."""
+    mask = torch.zeros((len(histories), num_items + 1), dtype=torch.bool, device=device)
+    rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+    cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if len(rows) else []
+    mask[torch.as_tensor(rows, device=device), torch.as_tensor(cols, dtype=torch.long, device=device)] = True
+    mask[:, 0] = True
+    return mask
+
+
+def pessimistic_ranks(scores: torch.Tensor, targets: torch.Tensor, exclude: torch.Tensor | None) -> torch.Tensor:
+    """0-based rank of each target among all candidates; excluded items never outrank it."""
+    scores = scores.float().clone()
+    if exclude is not None:
+        target_scores = scores.gather(1, targets[:, None])
+        scores = scores.masked_fill(exclude, float("-inf"))
+        scores.scatter_(1, targets[:, None], target_scores)
+    scores[:, 0] = float("-inf")
+    target_scores = scores.gather(1, targets[:, None])
+    return (scores >= target_scores).sum(dim=1) - 1
+
+
+def metrics_from_ranks(ranks: np.ndarray, ks: Sequence[int] = KS) -> dict[str, float]:
+    """HR, NDCG, MRR and Recall at each K (one relevant item per user, so Recall@K == HR@K)."""
+    ranks = np.asarray(ranks)
+    out: dict[str, float] = {}
+    for k in ks:
+        hit = ranks < k
+        out[f"hit_at_{k}"] = float(hit.mean())
+        out[f"ndcg_at_{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
+        out[f"mrr_at_{k}"] = float(np.where(hit, 1.0 / (ranks + 1.0), 0.0).mean())
+        out[f"recall_at_{k}"] = out[f"hit_at_{k}"]
+    return out
+
+
+def per_user_metric(ranks: np.ndarray, metric: str) -> np.ndarray:
+    """Per-user values of one metric such as ``ndcg_at_10`` (for bootstrap comparisons)."""
+    name, k = metric.rsplit("_at_", 1)
+    k = int(k)
+    ranks = np.asarray(ranks)
+    hit = ranks < k
+    if name == "ndcg":
+        return np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0)
+    if name == "mrr":
+        return np.where(hit, 1.0 / (ranks + 1.0), 0.0)
+    if name in ("hit", "recall"):
+        return hit.astype(float)
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+@torch.no_grad()
+def full_ranking(
+    score_fn: ScoreFn,
+    user_indices: np.ndarray,
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    num_items: int,
+    exclude_seen: bool = True,
+    batch_size: int = 512,
+    device="cpu",
+    top_k: int = 0,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pessimistic 0-based rank of each user's target over all items, batched.
+
+    With ``top_k`` > 0 also returns each user's top-k recommended items [U, top_k] (for
+    catalogue coverage), under the same exclusions.
+    """
+    ranks, top_items = [], []
+    for start in range(0, len(targets), batch_size):
+        stop = start + batch_size
+        batch_hist = histories[start:stop]
+        users = torch.as_tensor(user_indices[start:stop], dtype=torch.long, device=device)
+        scores = score_fn(users, batch_hist)[:, : num_items + 1].float()
+        tgt = torch.as_tensor(targets[start:stop], dtype=torch.long, device=scores.device)
+        exclude = seen_mask(batch_hist, num_items, scores.device) if exclude_seen else None
+        ranks.append(pessimistic_ranks(scores, tgt, exclude).cpu().numpy())
+        if top_k:
+            candidates = scores.clone()
+            candidates[:, 0] = float("-inf")
+            if exclude is not None:
+                candidates.masked_fill_(exclude, float("-inf"))
+            top_items.append(candidates.topk(top_k, dim=1).indices.cpu().numpy())
+    empty = np.zeros(0, dtype=np.int64)
+    return (
+        np.concatenate(ranks) if ranks else empty,
+        np.concatenate(top_items) if top_items else None,
+    )
+
+
+def validation_metrics(score_fn: ScoreFn, dataset, batch_size: int = 512, device="cpu") -> dict[str, float]:
+    """Metrics@K on a SequenceDataset's validation targets (full ranking, training items excluded)."""
+    ranks, _ = full_ranking(
+        score_fn, dataset.user_indices, dataset.valid_inputs(), dataset.valid_targets(), dataset.num_items,
+        batch_size=batch_size, device=device,
+    )  # fmt: skip
+    return metrics_from_ranks(ranks)
+
+
+def sample_negatives(
+    histories: Sequence[np.ndarray], targets: np.ndarray, num_items: int, n: int = 99, seed: int = 0
+) -> np.ndarray:
+    """[U, n] items each user has not seen (nor the target), from a fixed seed."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((len(targets), n), dtype=np.int64)
+    for u, (hist, target) in enumerate(zip(histories, targets)):
+        forbidden = set(np.asarray(hist).tolist()) | {int(target)}
+        chosen: list[int] = []
+        while len(chosen) < n:
+            draw = rng.integers(1, num_items + 1, size=2 * n)
+            chosen.extend(int(i) for i in draw if i not in forbidden and i not in chosen)
+        out[u] = chosen[:n]
+    return out
+
+
+@torch.no_grad()
+def sampled_ranks(
+    score_fn: ScoreFn,
+    user_indices: np.ndarray,
+    histories: Sequence[np.ndarray],
+    targets: np.ndarray,
+    negatives: np.ndarray,
+    batch_size: int = 512,
+    device="cpu",
+) -> np.ndarray:
+    """Pessimistic rank of each target among itself and its sampled negatives (papers' protocol)."""
+    ranks = []
+    for start in range(0, len(targets), batch_size):
+        stop = start + batch_size
+        users = torch.as_tensor(user_indices[start:stop], dtype=torch.long, device=device)
+        scores = score_fn(users, histories[start:stop]).float()
+        tgt = torch.as_tensor(targets[start:stop], dtype=torch.long, device=scores.device)
+        neg = torch.as_tensor(negatives[start:stop], dtype=torch.long, device=scores.device)
+        target_scores = scores.gather(1, tgt[:, None])
+        neg_scores = scores.gather(1, neg)
+        ranks.append((neg_scores >= target_scores).sum(dim=1).cpu().numpy())
+    return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)

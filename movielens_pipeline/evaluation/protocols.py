@@ -1,0 +1,157 @@
+"""Compare every model and baseline on the same test users, under two protocols.
+
+- ``full``: the headline, full ranking over all real items, seen items excluded, pessimistic ties;
+- ``sampled``: the papers' protocol, the target against 99 unseen items drawn from a fixed seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from movielens_pipeline.data.dataset import SequenceDataset
+from movielens_pipeline.evaluation.metrics import (
+    KS,
+    ScoreFn,
+    full_ranking,
+    metrics_from_ranks,
+    per_user_metric,
+    sample_negatives,
+    sampled_ranks,
+)
+
+PROTOCOLS = ("full", "sampled")
+
+
+@dataclass
+class SplitInputs:
+    users: np.ndarray
+    histories: list[np.ndarray]
+    targets: np.ndarray
+
+
+def split_inputs(dataset: SequenceDataset, split: str) -> SplitInputs:
+    if split == "valid":
+        return SplitInputs(dataset.user_indices, dataset.valid_inputs(), dataset.valid_targets())
+    if split == "test":
+        return SplitInputs(dataset.user_indices, dataset.test_inputs(), dataset.test_targets())
+    raise ValueError(f"unknown split {split!r}")
+
+
+@dataclass
+class ModelEvaluation:
+    """Per-user ranks of one model on one split, and the metrics derived from them."""
+
+    model: str
+    split: str
+    ranks: dict[str, np.ndarray]  # protocol -> 0-based rank per user
+    coverage_at_10: float
+
+    def metrics(self) -> dict[str, float]:
+        out = {"coverage_at_10": self.coverage_at_10}
+        for protocol, ranks in self.ranks.items():
+            prefix = "" if protocol == "full" else "sampled_"
+            out |= {prefix + k: v for k, v in metrics_from_ranks(ranks, KS).items()}
+        return out
+
+
+def evaluate_models(
+    scorers: dict[str, ScoreFn], dataset: SequenceDataset, negatives_seed: int = 0, device="cpu"
+) -> list[ModelEvaluation]:
+    """Every scorer on the validation and the test split, same users, both protocols."""
+    return [
+        evaluate_model(name, score_fn, dataset, split, negatives_seed, device)
+        for name, score_fn in scorers.items()
+        for split in ("valid", "test")
+    ]
+
+
+def evaluate_model(
+    name: str,
+    score_fn: ScoreFn,
+    dataset: SequenceDataset,
+    split: str,
+    negatives_seed: int = 0,
+    device="cpu",
+) -> ModelEvaluation:
+    inputs = split_inputs(dataset, split)
+    full_ranks, top_items = full_ranking(
+        score_fn, inputs.users, inputs.histories, inputs.targets, dataset.num_items,
+        device=device, top_k=10,
+    )
+    negatives = sample_negatives(inputs.histories, inputs.targets, dataset.num_items, seed=negatives_seed)
+    sampled = sampled_ranks(score_fn, inputs.users, inputs.histories, inputs.targets, negatives, device=device)
+    coverage = len(np.unique(top_items)) / dataset.num_items
+    return ModelEvaluation(name, split, {"full": full_ranks, "sampled": sampled}, coverage)
+
+
+def paired_bootstrap(
+    first: np.ndarray, second: np.ndarray, samples: int = 2000, seed: int = 0, level: float = 0.95
+) -> dict[str, float]:
+    """Mean per-user difference first - second with a percentile CI over resampled users."""
+    diff = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(samples, len(diff)))].mean(axis=1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return {
+        "mean_difference": float(diff.mean()),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "p_not_better": float((means <= 0).mean()),
+    }
+
+
+def results_table(evaluations: list[ModelEvaluation]) -> pd.DataFrame:
+    """One row per (model, split), one column per metric."""
+    rows = [{"model": e.model, "split": e.split} | e.metrics() for e in evaluations]
+    return pd.DataFrame(rows)
+
+
+def per_user_table(evaluations: list[ModelEvaluation], dataset: SequenceDataset) -> pd.DataFrame:
+    """Long table: user, model, split, protocol, rank (0-based), ndcg_at_10."""
+    frames = []
+    for e in evaluations:
+        for protocol, ranks in e.ranks.items():
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "user_idx": dataset.user_indices,
+                        "model": e.model,
+                        "split": e.split,
+                        "protocol": protocol,
+                        "rank": ranks,
+                        "ndcg_at_10": per_user_metric(ranks, "ndcg_at_10"),
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def compare_best_two(
+    evaluations: list[ModelEvaluation], metric: str = "ndcg_at_10", split: str = "test"
+) -> dict:
+    """Paired bootstrap of the best model against the runner-up on the headline protocol."""
+    ranked = sorted(
+        (e for e in evaluations if e.split == split),
+        key=lambda e: per_user_metric(e.ranks["full"], metric).mean(),
+        reverse=True,
+    )
+    if len(ranked) < 2:
+        return {}
+    best, runner_up = ranked[:2]
+    return {"metric": metric, "best": best.model, "runner_up": runner_up.model} | paired_bootstrap(
+        per_user_metric(best.ranks["full"], metric), per_user_metric(runner_up.ranks["full"], metric)
+    )
+
+
+def flat_metrics(table: pd.DataFrame, model: str) -> dict[str, float]:
+    """One model's rows as flat keys (MLflow metrics, registry tags) such as ``test_ndcg_at_10`` or ``valid_sampled_hit_at_10``."""
+    rows = table[table["model"] == model]
+    return {
+        f"{row['split']}_{column}": float(row[column])
+        for _, row in rows.iterrows()
+        for column in table.columns
+        if column not in ("model", "split")
+    }

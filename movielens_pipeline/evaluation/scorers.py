@@ -1,0 +1,76 @@
+"""Trained weights → score functions: ``ScoreFn(user_indices [B], histories) -> [B, num_items + 1]``.
+
+Every model and baseline is evaluated, validated and served through one of these, so the
+ranking code never needs to know the architecture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from movielens_pipeline.data.dataset import pad_left
+from movielens_pipeline.evaluation.metrics import ScoreFn
+from movielens_pipeline.models.bpr import BPRMF, BPRConfig
+from movielens_pipeline.models.lrml import LRML, LRMLConfig
+from movielens_pipeline.models.s3rec import S3Rec, S3RecConfig
+from movielens_pipeline.training.trained_model import TrainedModel
+
+
+def s3rec_score_fn(model: S3Rec, device: torch.device | str = "cpu", max_len: int | None = None) -> ScoreFn:
+    """Each history's last ``max_len`` items through the causal encoder."""
+    device = torch.device(device)
+    max_len = max_len or model.config.max_len
+
+    def scores(user_indices: torch.Tensor, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        model.eval()
+        # Full precision: bf16 scores would tie often, and ties count against the target.
+        with torch.no_grad():
+            return model.score_items(pad_left(histories, max_len).to(device))
+
+    return scores
+
+
+def user_score_fn(model: nn.Module, device: torch.device | str = "cpu") -> ScoreFn:
+    """A model that embeds users (LRML, BPR-MF) ignores the histories."""
+
+    def scores(user_indices: torch.Tensor, histories) -> torch.Tensor:
+        model.eval()
+        return model.score_all_items(user_indices.to(device))
+
+    return scores
+
+
+def trained_module(trained: TrainedModel) -> nn.Module:
+    """The torch module of a training run's best weights, in eval mode."""
+    if trained.kind == "s3rec":
+        names = {f.name for f in fields(S3RecConfig)}
+        model = S3Rec(S3RecConfig(**{k: v for k, v in trained.config.items() if k in names}))
+    elif trained.kind == "lrml":
+        model = LRML(LRMLConfig(**trained.config["model"]))
+    elif trained.kind == "bpr_mf":
+        model = BPRMF(BPRConfig(**trained.config["model"]))
+    else:
+        raise ValueError(f"no recommender for model kind {trained.kind!r}")
+    model.load_state_dict(trained.state_dict)
+    return model.eval()
+
+
+@dataclass
+class Recommender:
+    """A scorer plus what serving must know: does it read the history or the user id?"""
+
+    kind: str
+    score_fn: ScoreFn
+    uses_history: bool
+
+
+def load_recommender(trained: TrainedModel, device: torch.device | str = "cpu") -> Recommender:
+    model = trained_module(trained).to(device)
+    if isinstance(model, S3Rec):
+        return Recommender(trained.kind, s3rec_score_fn(model, device), uses_history=True)
+    return Recommender(trained.kind, user_score_fn(model, device), uses_history=False)

@@ -1,0 +1,97 @@
+"""ZenML materializers: Parquet tables and safetensors weights, never pickles."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from typing import Any, ClassVar
+
+import pandas as pd
+import pyarrow.parquet as pq
+from zenml.enums import ArtifactType
+from zenml.io import fileio
+from zenml.materializers.base_materializer import BaseMaterializer
+from zenml.materializers.pandas_materializer import PandasMaterializer
+
+from movielens_pipeline.data.dataset import SequenceDataset
+from movielens_pipeline.training.trained_model import (
+    META_FILE,
+    WEIGHTS_FILE,
+    TrainedModel,
+    load_trained_model,
+    save_trained_model,
+)
+
+DATASET_TABLES = ("user_map", "item_map", "sequences", "attribute_vocab", "item_attributes")
+
+
+class HashedDataFrameMaterializer(PandasMaterializer):
+    """ZenML's pandas materializer plus a content hash.
+
+    ZenML keys a step's cache on its inputs' content hashes where the materializer provides one,
+    on artifact ids otherwise. ``ingest_ratings`` runs every time, so without a hash its fresh
+    artifacts would make every later step retrain even when the data did not change.
+    """
+
+    def compute_content_hash(self, data: pd.DataFrame) -> str:
+        digest = hashlib.sha256(json.dumps([[str(c), str(t)] for c, t in data.dtypes.items()]).encode())
+        digest.update(pd.util.hash_pandas_object(data, index=True).to_numpy().tobytes())
+        return digest.hexdigest()
+
+
+class SequenceDatasetMaterializer(BaseMaterializer):
+    """One Parquet file per table plus ``stats.json``."""
+
+    ASSOCIATED_TYPES: ClassVar[tuple] = (SequenceDataset,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
+
+    def load(self, data_type: type[Any]) -> SequenceDataset:
+        tables = {}
+        for name in DATASET_TABLES:
+            with self.artifact_store.open(os.path.join(self.uri, f"{name}.parquet"), "rb") as f:
+                tables[name] = pq.read_table(f).to_pandas()
+        with self.artifact_store.open(os.path.join(self.uri, "stats.json"), "r") as f:
+            stats = json.load(f)
+        for column in ("items", "timestamps"):
+            tables["sequences"][column] = tables["sequences"][column].map(list)
+        return SequenceDataset(**tables, stats=stats)
+
+    def save(self, data: SequenceDataset) -> None:
+        for name in DATASET_TABLES:
+            frame: pd.DataFrame = getattr(data, name)
+            with self.artifact_store.open(os.path.join(self.uri, f"{name}.parquet"), "wb") as f:
+                frame.to_parquet(f, index=False)
+        with self.artifact_store.open(os.path.join(self.uri, "stats.json"), "w") as f:
+            json.dump(data.stats, f, indent=2)
+
+    def extract_metadata(self, data: SequenceDataset) -> dict[str, Any]:
+        return {k: v for k, v in data.stats.items() if not isinstance(v, dict)} | {
+            f"attributes_{k}": v for k, v in data.stats.get("attributes_per_type", {}).items()
+        }
+
+
+class TrainedModelMaterializer(BaseMaterializer):
+    """``weights.safetensors`` plus ``model.json`` (kind, config, history, summary)."""
+
+    ASSOCIATED_TYPES: ClassVar[tuple] = (TrainedModel,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.MODEL
+    FILES = (WEIGHTS_FILE, META_FILE)
+
+    def load(self, data_type: type[Any]) -> TrainedModel:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in self.FILES:
+                fileio.copy(os.path.join(self.uri, name), os.path.join(tmp, name))
+            return load_trained_model(tmp)
+
+    def save(self, data: TrainedModel) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            save_trained_model(data, tmp)
+            for name in self.FILES:
+                fileio.copy(os.path.join(tmp, name), os.path.join(self.uri, name), overwrite=True)
+
+    def extract_metadata(self, data: TrainedModel) -> dict[str, Any]:
+        scalars = {k: v for k, v in data.summary.items() if isinstance(v, (int, float, str))}
+        parameters = sum(t.numel() for t in data.state_dict.values())
+        return {"kind": data.kind, "parameters": parameters} | scalars

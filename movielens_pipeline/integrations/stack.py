@@ -1,0 +1,96 @@
+"""Idempotent set-up of the ZenML stack and the MLflow store the pipeline writes to.
+
+    python -m movielens_pipeline.integrations.stack [--mlflow-dir DIR] [--config zenml_config.yaml ...]
+
+Registers (or updates) an MLflow experiment tracker and an MLflow model registry that point at
+one SQLite tracking store, a stack ``movielens`` with the local orchestrator and artifact store,
+and activates it. MLflow experiments named in the run configs are created with their artifact
+root beside the SQLite file, so artifacts never land in whatever folder a command ran from.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+STACK_NAME = "movielens"
+TRACKER_NAME = "movielens_mlflow_tracker"
+REGISTRY_NAME = "movielens_mlflow_registry"
+DEFAULT_EXPERIMENT = "movielens"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MLFLOW_DIR = REPO_ROOT / ".mlflow"
+
+
+def tracking_uri(mlflow_dir: Path = DEFAULT_MLFLOW_DIR) -> str:
+    return f"sqlite:///{Path(mlflow_dir).resolve() / 'mlflow.db'}"
+
+
+def experiment_names(config_paths: list[Path]) -> set[str]:
+    """MLflow experiment names set in run configs (pipeline or step settings)."""
+    names = {DEFAULT_EXPERIMENT}
+    for path in config_paths:
+        config = yaml.safe_load(Path(path).read_text()) or {}
+        sections = [config] + list((config.get("steps") or {}).values())
+        for section in sections:
+            tracker = (section.get("settings") or {}).get("experiment_tracker.mlflow") or {}
+            if tracker.get("experiment_name"):
+                names.add(tracker["experiment_name"])
+    return names
+
+
+def ensure_experiments(mlflow_dir: Path, names: set[str]) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri(mlflow_dir))
+    artifact_root = (Path(mlflow_dir).resolve() / "artifacts").as_uri()
+    for name in sorted(names):
+        if client.get_experiment_by_name(name) is None:
+            client.create_experiment(name, artifact_location=f"{artifact_root}/{name}")
+
+
+def ensure_stack(mlflow_dir: Path = DEFAULT_MLFLOW_DIR) -> None:
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
+    client = Client()
+    uri = tracking_uri(mlflow_dir)
+    components = {
+        StackComponentType.EXPERIMENT_TRACKER: (TRACKER_NAME, {"tracking_uri": uri}),
+        StackComponentType.MODEL_REGISTRY: (REGISTRY_NAME, {}),
+    }
+    for component_type, (name, configuration) in components.items():
+        try:
+            client.get_stack_component(component_type, name)
+            client.update_stack_component(name, component_type, configuration=configuration)
+        except KeyError:
+            client.create_stack_component(name, "mlflow", component_type, configuration)
+    try:
+        client.get_stack(STACK_NAME)
+    except KeyError:
+        client.create_stack(
+            STACK_NAME,
+            components={
+                StackComponentType.ORCHESTRATOR: "default",
+                StackComponentType.ARTIFACT_STORE: "default",
+                StackComponentType.EXPERIMENT_TRACKER: TRACKER_NAME,
+                StackComponentType.MODEL_REGISTRY: REGISTRY_NAME,
+            },
+        )
+    client.activate_stack(STACK_NAME)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mlflow-dir", type=Path, default=DEFAULT_MLFLOW_DIR)
+    parser.add_argument("--config", type=Path, action="append", default=[])
+    args = parser.parse_args()
+    args.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    ensure_stack(args.mlflow_dir)
+    ensure_experiments(args.mlflow_dir, experiment_names(args.config))
+    print(f"ZenML stack '{STACK_NAME}' active; MLflow tracking URI {tracking_uri(args.mlflow_dir)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""MLflow logging for the steps (the library only sees a LogFn or returns plain values)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, is_dataclass
+
+import mlflow
+import pandas as pd
+from pydantic import BaseModel
+
+from movielens_pipeline.evaluation.protocols import flat_metrics
+from movielens_pipeline.training.checkpoints import (
+    CheckpointStore,
+    checkpoint_root,
+    config_fingerprint,
+)
+from movielens_pipeline.training.loop import LogFn
+from movielens_pipeline.training.trained_model import TrainedModel, save_trained_model
+
+
+def flat_params(prefix: str, config) -> dict[str, str]:
+    """A config (dataclass, parameter model or dict) as MLflow params ``prefix.field``."""
+    if isinstance(config, BaseModel):
+        values = config.model_dump()
+    else:
+        values = asdict(config) if is_dataclass(config) else dict(config)
+    return {f"{prefix}.{k}": str(v) for k, v in values.items()}
+
+
+def mlflow_log_fn(prefix: str) -> LogFn:
+    """Per-epoch metrics as MLflow metrics named ``<prefix>_<metric>`` with the epoch as step."""
+
+    def log(metrics: dict[str, float], step: int) -> None:
+        mlflow.log_metrics({f"{prefix}_{k}": float(v) for k, v in metrics.items()}, step=step)
+
+    return log
+
+
+def log_curves(history: list[dict], title: str, artifact_name: str) -> None:
+    """Plot every numeric series of a training history and log the PNG to MLflow."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({k for row in history for k, v in row.items() if isinstance(v, (int, float))} - {"epoch"})
+    losses = [k for k in keys if "loss" in k]
+    quality = [k for k in keys if k.startswith("valid_")]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, group, label in ((axes[0], losses, "loss"), (axes[1], quality, "validation metric")):
+        for key in group:
+            ax.plot([row.get("epoch", i) for i, row in enumerate(history)], [row.get(key) for row in history], label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        if group:
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, artifact_name)
+        fig.savefig(path, dpi=100)
+        mlflow.log_artifact(path)
+    plt.close(fig)
+
+
+def experiment_tracker_name() -> str | None:
+    """Name of the active stack's experiment tracker, so steps work on any stack that has one."""
+    from zenml.client import Client
+
+    tracker = Client().active_stack.experiment_tracker
+    return tracker.name if tracker else None
+
+
+def log_trained_model(trained: TrainedModel, name: str, device: str, data_fingerprint: str) -> None:
+    """Summary figures, device, data identity, loss curves and the best weights of a training run."""
+    mlflow.set_tags({"model": name, "device": device, "data_fingerprint": data_fingerprint})
+    mlflow.log_metrics(
+        {f"{name}_{k}": float(v) for k, v in trained.summary.items() if isinstance(v, (int, float))}
+    )
+    log_curves(trained.history, f"{name} training", f"{name}_curves.png")
+    with tempfile.TemporaryDirectory() as tmp:
+        save_trained_model(trained, tmp)
+        mlflow.log_artifacts(tmp, artifact_path=f"{name}_weights")
+
+
+def git_commit() -> str:
+    """The checkout's commit (with '-dirty' when it has uncommitted changes), or 'unknown'."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def log_evaluation(table: pd.DataFrame, run_ids: dict[str, str], report_html: str, chart_png: bytes,
+                   comparison: dict) -> None:
+    """Each trained model's metrics on its own training run (so the MLflow UI shows them there),
+    each baseline in a child run of its own, and the report, chart and comparison on this run."""
+    from movielens_pipeline.evaluation.reports import png_to_image
+
+    client = mlflow.MlflowClient()
+    for name in table["model"].unique():
+        model_metrics = flat_metrics(table, name)
+        if name in run_ids:
+            for key, value in model_metrics.items():
+                client.log_metric(run_ids[name], key, value)
+        else:
+            with mlflow.start_run(run_name=name, nested=True):
+                mlflow.set_tag("model", name)
+                mlflow.log_metrics(model_metrics)
+    mlflow.log_text(report_html, "evaluation/report.html")
+    mlflow.log_image(png_to_image(chart_png), "evaluation/comparison.png")
+    mlflow.log_dict(comparison, "evaluation/best_vs_runner_up.json")
+
+
+def log_trained_run(trained: TrainedModel, name: str, device: str, data_fingerprint: str) -> TrainedModel:
+    """Name the model, link it to this MLflow run, and log its figures, curves and weights."""
+    trained.summary["name"] = name
+    trained.summary["mlflow_run_id"] = mlflow.active_run().info.run_id
+    log_trained_model(trained, name, device, data_fingerprint)
+    return trained
+
+
+def warm_start_from_registry(registered_model_name: str, architecture: str, model, dataset) -> TrainedModel | None:
+    """Initial weights from the registry's model of this architecture (the champion first), with
+    what was carried over logged as params; None (a cold start) when it has none."""
+    from movielens_pipeline.serving.registry import previous_model
+    from movielens_pipeline.training.warm_start import warm_start
+
+    initial, carried = warm_start(previous_model(registered_model_name, architecture), model, dataset)
+    if initial is None:
+        print(f"warm start: no {architecture} model in {registered_model_name} yet, starting cold")
+    mlflow.log_params({f"warm_start.{k}": v for k, v in carried.items()})
+    return initial
+
+
+def training_checkpoints(job: str, *identity) -> CheckpointStore:
+    """The checkpoint store of a training job keyed by what defines the run (configs, data and
+    initial weights' content), never by timings, so a rerun after a kill resumes."""
+    return CheckpointStore(checkpoint_root(), job, config_fingerprint(*identity))

@@ -1,0 +1,54 @@
+"""When a candidate may replace the champion: pure decisions on per-user metric values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from movielens_pipeline.evaluation.metrics import per_user_metric
+from movielens_pipeline.evaluation.protocols import paired_bootstrap
+from movielens_pipeline.parameters import StepParameters
+
+
+class PromotionRule(StepParameters):
+    metric: str = "ndcg_at_10"
+    min_improvement: float = 0.0  # absolute margin on the metric
+    require_significance: bool = True  # paired bootstrap over test users
+    confidence: float = 0.95
+    bootstrap_samples: int = 2000
+
+
+def promotion_decision(
+    candidate: np.ndarray, champion: np.ndarray | None, rule: PromotionRule
+) -> tuple[bool, str, dict]:
+    """Whether per-user scores of the candidate justify replacing the champion, and why."""
+    if champion is None:
+        return True, "the registry has no champion yet", {}
+    stats = paired_bootstrap(candidate, champion, rule.bootstrap_samples, level=2 * rule.confidence - 1)
+    gain = stats["mean_difference"]
+    if gain <= rule.min_improvement:
+        return False, (
+            f"{rule.metric} gain {gain:+.4f} over the champion is not above the margin "
+            f"{rule.min_improvement}"
+        ), stats
+    if rule.require_significance and stats["ci_low"] <= 0:
+        return False, (
+            f"{rule.metric} gain {gain:+.4f} is within noise: the one-sided "
+            f"{rule.confidence:.0%} bootstrap bound {stats['ci_low']:+.4f} is not above 0"
+        ), stats
+    return True, f"{rule.metric} gain {gain:+.4f} over the champion (bootstrap low {stats['ci_low']:+.4f})", stats
+
+
+def per_user_from_table(per_user_ranks: pd.DataFrame, model: str, metric: str) -> np.ndarray:
+    rows = per_user_ranks[
+        (per_user_ranks["model"] == model)
+        & (per_user_ranks["split"] == "test")
+        & (per_user_ranks["protocol"] == "full")
+    ].sort_values("user_idx")
+    return per_user_metric(rows["rank"].to_numpy(), metric)
+
+
+def choose_candidate(evaluation_metrics: pd.DataFrame, models: list[str], metric: str) -> str:
+    """The run's model with the best test ``metric`` (the one the gate compares with the champion)."""
+    test = evaluation_metrics[evaluation_metrics["split"] == "test"].set_index("model")
+    return max(models, key=lambda name: test.loc[name, metric])

@@ -1,0 +1,222 @@
+"""The one training loop every model uses: epochs, validation and early stopping, checkpoints
+and resume, logging, device and mixed precision.
+
+A model's training code supplies a ``TrainingTask``: how many rows an epoch covers, how to make
+a batch from row ids, and the loss of a batch. Everything else lives here, so S3Rec
+pretraining, S3Rec finetuning, LRML and BPR-MF train, stop, resume and log the same way.
+
+Randomness: the row order of every epoch and whatever ``make_batch`` draws come from one
+dedicated torch.Generator; dropout draws from the global generator. Both states are in the
+checkpoint, so on CPU a resumed job continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import torch
+
+from movielens_pipeline.training.checkpoints import CheckpointStore
+from movielens_pipeline.training.runtime import mixed_precision
+
+logger = logging.getLogger(__name__)
+
+# log_fn(metrics, step): how the loop reports per-epoch figures without knowing about MLflow.
+LogFn = Callable[[dict[str, float], int], None]
+
+
+def no_logging(metrics: dict[str, float], step: int) -> None:
+    return None
+
+
+class TrainingTask(Protocol):
+    """What a model's training code hands the loop."""
+
+    num_rows: int  # rows per epoch (sequences, windows, pairs)
+
+    def make_batch(self, row_ids: torch.Tensor) -> Any:
+        """The batch for these 0-based row ids, on the training device."""
+
+    def loss(self, batch: Any) -> dict[str, torch.Tensor]:
+        """``"loss"`` (the mean to minimise) plus any named parts to log, each a mean per row."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite: training stops rather than keep or promote such weights."""
+
+
+@dataclass
+class EarlyStopping:
+    """Keeps the best epoch's weights by a validation metric (higher is better)."""
+
+    patience: int
+    best_value: float = float("-inf")
+    best_epoch: int = -1
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_epochs: int = 0
+
+    def update(self, value: float, epoch: int, model: torch.nn.Module) -> bool:
+        """Record an epoch; returns True when training should stop."""
+        if value > self.best_value:
+            self.best_value, self.best_epoch, self.bad_epochs = value, epoch, 0
+            self.best_state = detached_state(model)
+        else:
+            self.bad_epochs += 1
+        return self.bad_epochs >= self.patience
+
+    def state(self) -> dict:
+        return {
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "best_state": self.best_state,
+        }
+
+    def restore(self, state: dict) -> None:
+        self.best_value = state["best_value"]
+        self.best_epoch = state["best_epoch"]
+        self.bad_epochs = state["bad_epochs"]
+        self.best_state = state["best_state"]
+
+
+def detached_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.detach().cpu().clone() for name, value in model.state_dict().items()}
+
+
+@dataclass
+class LoopSettings:
+    epochs: int
+    batch_size: int
+    # Epochs without a better validation NDCG@10 before stopping; None trains every epoch and
+    # keeps the last weights (pretraining, which has no validation metric).
+    patience: int | None = None
+    rows_name: str = "rows"  # names the throughput figure, e.g. sequences_per_second
+
+
+@dataclass
+class FitResult:
+    history: list[dict]
+    state_dict: dict[str, torch.Tensor]  # the best epoch's weights (the last without patience)
+    best_epoch: int
+    best_valid_ndcg_at_10: float | None
+
+
+def fit(
+    name: str,
+    model: torch.nn.Module,
+    task: TrainingTask,
+    settings: LoopSettings,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    device: torch.device,
+    validate: Callable[[], dict[str, float]] | None = None,
+    log_fn: LogFn = no_logging,
+    checkpoints: CheckpointStore | None = None,
+) -> FitResult:
+    """Train ``model`` for up to ``settings.epochs`` epochs of shuffled batches of ``task``'s rows.
+
+    With ``validate`` and a patience, validates after every epoch, stops after ``patience``
+    epochs without a better validation NDCG@10 and returns the best epoch's weights. Writes a
+    checkpoint after every epoch, resumes from one a killed run left, and removes it at the end.
+    """
+    stopper = EarlyStopping(settings.patience) if settings.patience is not None else None
+    if stopper is not None and validate is None:
+        raise ValueError("early stopping needs a validate function")
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
+    history: list[dict] = []
+    first_epoch, finished = 1, False
+
+    saved = checkpoints.load() if checkpoints else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scaler.load_state_dict(saved["scaler"])
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["global_rng"])
+        if stopper is not None:
+            stopper.restore(saved["early_stopping"])
+        history, first_epoch, finished = saved["history"], saved["epoch"] + 1, saved["finished"]
+        logger.info("%s: resumed after epoch %d", name, saved["epoch"])
+
+    for epoch in range(first_epoch, settings.epochs + 1):
+        if finished:
+            break
+        record = {"epoch": epoch} | _train_one_epoch(name, epoch, model, task, settings, optimizer, scaler, generator, device)
+        if validate is not None:
+            started = time.perf_counter()
+            valid = validate()
+            record |= {
+                "valid_hit_at_10": valid["hit_at_10"],
+                "valid_ndcg_at_10": valid["ndcg_at_10"],
+                "valid_seconds": time.perf_counter() - started,
+            }
+        history.append(record)
+        if stopper is not None:
+            finished = stopper.update(record["valid_ndcg_at_10"], epoch, model)
+        finished = finished or epoch == settings.epochs
+        _log_epoch(name, record, settings)
+        log_fn({k: v for k, v in record.items() if k != "epoch"}, epoch)
+        if checkpoints:
+            checkpoints.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "generator": generator.get_state(),
+                    "global_rng": torch.get_rng_state(),
+                    "early_stopping": stopper.state() if stopper is not None else None,
+                    "history": history,
+                    "epoch": epoch,
+                    "finished": finished,
+                }
+            )
+
+    if checkpoints:
+        checkpoints.clear()
+    if stopper is None:
+        return FitResult(history, detached_state(model), len(history), None)
+    return FitResult(history, stopper.best_state, stopper.best_epoch, stopper.best_value)
+
+
+def _train_one_epoch(name, epoch, model, task, settings, optimizer, scaler, generator, device) -> dict[str, float]:
+    """One pass over the task's rows in a fresh order; mean losses per row and the timing."""
+    model.train()
+    started = time.perf_counter()
+    order = torch.randperm(task.num_rows, generator=generator)
+    totals: dict[str, torch.Tensor] = {}
+    for start in range(0, task.num_rows, settings.batch_size):
+        row_ids = order[start : start + settings.batch_size]
+        batch = task.make_batch(row_ids)
+        with mixed_precision(device):
+            losses = task.loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(losses["loss"]).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        for part, value in losses.items():
+            totals[part] = totals.get(part, 0.0) + value.detach().float() * len(row_ids)
+    seconds = time.perf_counter() - started
+    means = {part: float(total) / task.num_rows for part, total in totals.items()}
+    not_finite = {part: value for part, value in means.items() if not math.isfinite(value)}
+    if not_finite:
+        raise NonFiniteLossError(
+            f"{name} epoch {epoch}: {not_finite} is not finite; lower the learning rate or check the "
+            "data (no weights of this run are kept)"
+        )
+    return means | {"epoch_seconds": seconds, f"{settings.rows_name}_per_second": task.num_rows / seconds}
+
+
+def _log_epoch(name: str, record: dict, settings: LoopSettings) -> None:
+    losses = " ".join(f"{k} {v:.4f}" for k, v in record.items() if k.endswith("loss"))
+    validation = (
+        f" valid HR@10 {record['valid_hit_at_10']:.4f} NDCG@10 {record['valid_ndcg_at_10']:.4f}"
+        if "valid_ndcg_at_10" in record else ""
+    )  # fmt: skip
+    logger.info(
+        "%s epoch %d/%d: %s%s (%.1fs, %.0f %s/s)", name, record["epoch"], settings.epochs, losses, validation,
+        record["epoch_seconds"], record[f"{settings.rows_name}_per_second"], settings.rows_name,
+    )  # fmt: skip
