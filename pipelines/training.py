@@ -1,6 +1,7 @@
 """The training DAG.
 
-  ingest_ratings → validate_data ─┬→ drift_report (new data vs the champion's training data)
+  load_champion (the registry's @champion, checked to load) ──→ drift_report, register
+  ingest_ratings → validate_data ─┬→ drift_report (ratings that arrived since the champion)
                                   └→ build_dataset ─┬→ s3rec_pretrain → s3rec_finetune ──┐
                                                     ├→ sasrec_finetune (no pretraining) ──┼→ evaluate → register
                                                     └→ lrml_train ────────────────────────┘
@@ -12,6 +13,7 @@ from steps.build_dataset import build_dataset
 from steps.drift_report import drift_report
 from steps.evaluate import evaluate
 from steps.ingest_ratings import ingest_ratings
+from steps.load_champion import load_champion
 from steps.lrml_train import lrml_train
 from steps.register import register
 from steps.s3rec_finetune import s3rec_finetune
@@ -32,9 +34,10 @@ def training_pipeline(
     model's weights. ``compare_without_pretraining`` also trains that ablation beside the
     pretrained model, so every run shows what pretraining buys.
     """
+    champion = load_champion(registered_model_name)
     interactions, items, item_attributes, input_fingerprint = ingest_ratings()
     validate_data(interactions, items, item_attributes)
-    drift_report(interactions, registered_model_name, after="validate_data")
+    drift_report(interactions, champion, after="validate_data")
     sequence_dataset, _, _ = build_dataset(interactions, items, item_attributes, after="validate_data")
 
     pretrained = s3rec_pretrain(sequence_dataset) if pretrain else None
@@ -49,5 +52,5 @@ def training_pipeline(
     metrics, per_user, _, _ = evaluate(sequence_dataset, s3rec_model, lrml_model, sasrec_model)
     register(
         sequence_dataset, s3rec_model, lrml_model, metrics, per_user, input_fingerprint,
-        registered_model_name, sasrec_model,
+        registered_model_name, champion, sasrec_model,
     )  # fmt: skip

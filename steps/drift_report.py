@@ -6,28 +6,34 @@ from zenml import log_metadata, step
 from zenml.types import HTMLString
 
 from movielens_pipeline.data import drift
-from movielens_pipeline.integrations.lineage import champion_training_interactions
+from movielens_pipeline.integrations.lineage import training_interactions
 from movielens_pipeline.integrations.tracking import experiment_tracker_name
 
 
 @step(experiment_tracker=experiment_tracker_name(), enable_cache=False)
 def drift_report(
     interactions: pd.DataFrame,
-    registered_model_name: str = "movielens-recommender",
+    champion: dict,
     thresholds: Optional[dict[str, Optional[float]]] = None,
 ) -> Annotated[HTMLString, "drift_report"]:
-    """New data against the data the current champion was trained on."""
-    reference = champion_training_interactions(registered_model_name)
-    if reference is None:
-        message = f"No champion of {registered_model_name} yet: nothing to compare the data with."
-        print(message)
-        return HTMLString(f"<html><body><p>{message}</p></body></html>")
-    report = drift.drift_report(reference, interactions)
+    """The ratings that arrived since the champion was trained, against its training data."""
+    if champion["version"] is None:
+        return _note(f"No champion of {champion['registered_model']} yet: nothing to compare the data with.")
+    reference = training_interactions(champion["zenml_run_id"])
+    arrived = drift.new_interactions(reference, interactions)
+    if arrived.empty:
+        return _note(f"No ratings arrived since v{champion['version']} (@champion) was trained.")
+    report = drift.drift_report(reference, arrived)
     mlflow.log_metrics({k: v for k, v in report.metrics().items() if v == v})  # NaN: no ratings
     html = report.to_html(thresholds)
     mlflow.log_text(html, "drift/report.html")
     alerts = report.alerts(thresholds)
     mlflow.set_tag("drift_alerts", "; ".join(alerts) or "none")
-    log_metadata(metadata={"drift": report.metrics(), "drift_alerts": alerts})
+    log_metadata(metadata={"drift": report.metrics(), "drift_alerts": alerts, "new_ratings": len(arrived)})
     print(report.summary(thresholds))
     return HTMLString(html)
+
+
+def _note(message: str) -> HTMLString:
+    print(message)
+    return HTMLString(f"<html><body><p>{message}</p></body></html>")

@@ -194,3 +194,13 @@ def test_html_page_holds_the_tables_alerts_and_an_embedded_png(reference):
     assert "drift_rating_tvd = " in page  # the alert, listed above the tables
     png = base64.b64decode(re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page).group(1))
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_new_interactions_are_the_rows_the_reference_does_not_have(reference):
+    from movielens_pipeline.data.drift import new_interactions
+
+    arrived = reference.head(7).assign(timestamp=reference.head(7)["timestamp"] + 1)
+    current = pd.concat([reference.sample(frac=1.0, random_state=0), arrived], ignore_index=True)
+    found = new_interactions(reference, current)
+    pd.testing.assert_frame_equal(found, arrived.reset_index(drop=True))
+    assert new_interactions(reference, reference).empty

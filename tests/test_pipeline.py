@@ -41,7 +41,8 @@ def test_first_run_promotes_its_best_model_to_champion(smoke_run, mlflow_client)
 def test_a_rerun_on_unchanged_data_reads_the_data_again_and_reuses_everything_after_it(smoke_run, tmp_path):
     """ingest_ratings always runs (new drops may have arrived); its tables carry a content hash,
     so every step downstream of unchanged data comes from the cache and nothing is retrained.
-    drift_report and register read the registry, whose state is not a step input: they run."""
+    load_champion, drift_report and register read the registry, whose state is not a step input:
+    they run, and register, finding the same weights already registered, registers nothing."""
     import yaml
     from zenml.client import Client
     from zenml.enums import ExecutionStatus
@@ -55,9 +56,11 @@ def test_a_rerun_on_unchanged_data_reads_the_data_again_and_reuses_everything_af
     config_path.write_text(yaml.safe_dump(config))
     rerun = training_pipeline.with_options(config_path=str(config_path))()
     statuses = {name: step.status for name, step in Client().get_pipeline_run(rerun.id).steps.items()}
-    always_run = {"ingest_ratings", "drift_report", "register"}
+    always_run = {"load_champion", "ingest_ratings", "drift_report", "register"}
     assert all(statuses[name] == ExecutionStatus.COMPLETED for name in always_run)
     assert {name: status for name, status in statuses.items() if name not in always_run} == {
         name: ExecutionStatus.CACHED for name in set(statuses) - always_run
     }
     assert set(statuses) >= {"validate_data", "build_dataset", "s3rec_pretrain", "s3rec_finetune", "lrml_train"}
+    decision = Client().get_pipeline_run(rerun.id).steps["register"].outputs["registration"][0].load()
+    assert decision["alias"] is None and decision["versions"] == {} and "unchanged" in decision["reason"]

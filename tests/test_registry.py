@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from movielens_pipeline.evaluation.protocols import flat_metrics
 from movielens_pipeline.serving import promotion, registry
 
 
@@ -46,38 +45,94 @@ def test_the_champion_reevaluated_from_the_registry_matches_the_evaluate_step(sm
     np.testing.assert_allclose(reevaluated, recorded, atol=1e-6)
 
 
-def test_the_same_model_again_does_not_take_the_champion_alias(smoke_run, mlflow_client):
-    run = smoke_run.run
-    dataset = run.steps["build_dataset"].outputs["sequence_dataset"][0].load()
-    decision = run.steps["register"].outputs["registration"][0].load()
-    per_user = run.steps["evaluate"].outputs["per_user_ranks"][0].load()
-    metrics = run.steps["evaluate"].outputs["evaluation_metrics"][0].load()
-    name = decision["candidate"]
-    champion_before = mlflow_client.get_model_version_by_alias("movielens-smoke", "champion").version
-    uri = f"models:/movielens-smoke/{decision['version']}"
-    again = registry.register_and_promote(
-        "movielens-smoke", {name: uri}, {name: flat_metrics(metrics, name)}, {"origin": "test"},
-        name, promotion.per_user_from_table(per_user, name, "ndcg_at_10"), dataset, promotion.PromotionRule(),
+def smoke_outputs(smoke_run):
+    steps = smoke_run.run.steps
+    trained = {
+        model.summary["name"]: model
+        for model in (steps[name].outputs[output][0].load() for name, output in
+                      (("s3rec_finetune", "s3rec_model"), ("sasrec_finetune", "s3rec_model"), ("lrml_train", "lrml_model")))
+    }  # fmt: skip
+    return {
+        "dataset": steps["build_dataset"].outputs["sequence_dataset"][0].load(),
+        "decision": steps["register"].outputs["registration"][0].load(),
+        "per_user": steps["evaluate"].outputs["per_user_ranks"][0].load(),
+        "metrics": steps["evaluate"].outputs["evaluation_metrics"][0].load(),
+        "trained": trained,
+    }
+
+
+def registry_state(client, name):
+    versions = {v.version for v in client.search_model_versions(f"name='{name}'")}
+    return versions, dict(client.get_registered_model(name).aliases)
+
+
+def test_registering_the_same_weights_again_registers_nothing_and_moves_no_alias(smoke_run, mlflow_client):
+    out = smoke_outputs(smoke_run)
+    before = registry_state(mlflow_client, "movielens-smoke")
+    champion = registry.current_champion("movielens-smoke")
+    again = registry.register_run(
+        "movielens-smoke", out["trained"], out["dataset"], out["metrics"], out["per_user"], {"origin": "test"},
+        promotion.PromotionRule(), champion,
     )  # fmt: skip
-    assert again["alias"] == "challenger"
-    assert mlflow_client.get_model_version_by_alias("movielens-smoke", "champion").version == champion_before
-    assert mlflow_client.get_model_version_by_alias("movielens-smoke", "challenger").version == again["version"]
+    assert again["alias"] is None and again["versions"] == {}
+    assert "unchanged" in again["reason"] and again["version"] == out["decision"]["version"]
+    assert registry_state(mlflow_client, "movielens-smoke") == before
 
 
-def test_a_failed_registration_leaves_no_version_behind(smoke_run, mlflow_client):
-    run = smoke_run.run
-    dataset = run.steps["build_dataset"].outputs["sequence_dataset"][0].load()
-    decision = run.steps["register"].outputs["registration"][0].load()
-    per_user = run.steps["evaluate"].outputs["per_user_ranks"][0].load()
-    name = decision["candidate"]
-    versions_before = {v.version for v in mlflow_client.search_model_versions("name='movielens-smoke'")}
-    aliases_before = mlflow_client.get_registered_model("movielens-smoke").aliases
-    uris = {name: f"models:/movielens-smoke/{decision['version']}", "broken": "runs:/0000/not-there"}
-    with pytest.raises(Exception):
-        registry.register_and_promote(
-            "movielens-smoke", uris, {name: {}, "broken": {}}, {}, name,
-            promotion.per_user_from_table(per_user, name, "ndcg_at_10"), dataset, promotion.PromotionRule(),
-        )  # fmt: skip
-    versions_after = {v.version for v in mlflow_client.search_model_versions("name='movielens-smoke'")}
-    assert versions_after == versions_before
-    assert mlflow_client.get_registered_model("movielens-smoke").aliases == aliases_before
+def test_the_run_records_the_champion_it_compared_against(smoke_run, mlflow_client):
+    champion = smoke_run.run.steps["load_champion"].outputs["champion"][0].load()
+    decision = smoke_outputs(smoke_run)["decision"]
+    # The shared smoke run is the first run on an empty registry.
+    assert champion == {"registered_model": "movielens-smoke", "version": None}
+    assert decision["champion_before"] is None and decision["alias"] == "champion"
+
+
+def test_the_candidate_is_the_best_model_on_validation_not_on_test():
+    import pandas as pd
+
+    table = pd.DataFrame({
+        "model": ["a", "a", "b", "b"], "split": ["valid", "test", "valid", "test"],
+        "ndcg_at_10": [0.30, 0.10, 0.20, 0.40],
+    })  # fmt: skip
+    assert promotion.choose_candidate(table, ["a", "b"], "ndcg_at_10") == "a"
+
+
+def test_a_failed_registration_leaves_no_version_behind_and_the_aliases_as_they_were(smoke_run, mlflow_client):
+    out = smoke_outputs(smoke_run)
+    name = out["decision"]["candidate"]
+    before = registry_state(mlflow_client, "movielens-smoke")
+    uri = f"models:/movielens-smoke/{out['decision']['version']}"
+    tags = {name: {"origin": "test"}, "broken": {}}
+    with pytest.raises(Exception):  # the second model's source does not exist
+        registry.register_and_promote("movielens-smoke", {name: uri, "broken": "runs:/0000/not-there"}, tags, name,
+                                      "champion", "test")  # fmt: skip
+    assert registry_state(mlflow_client, "movielens-smoke") == before
+    with pytest.raises(Exception):  # every version registers, then the alias cannot be set
+        registry.register_and_promote("movielens-smoke", {name: uri}, tags, name, "latest", "test")
+    assert registry_state(mlflow_client, "movielens-smoke") == before
+
+
+def test_a_champion_that_cannot_be_loaded_stops_registration(smoke_run, mlflow_client):
+    """Fails closed: a broken champion is never taken for "no champion yet"."""
+    import shutil
+    from urllib.parse import urlparse
+
+    import mlflow
+
+    out = smoke_outputs(smoke_run)
+    name = "movielens-broken-champion"
+    with mlflow.start_run():
+        uri = registry.log_pyfunc(out["trained"]["lrml"], out["dataset"], "lrml")
+    version = mlflow.register_model(uri, name).version
+    mlflow_client.set_registered_model_alias(name, "champion", version)
+    assert registry.current_champion(name)["version"] == str(version)  # it loads; now break it in the store
+    stored = urlparse(mlflow.get_logged_model(uri.rsplit("/", 1)[-1]).artifact_location).path
+    shutil.rmtree(f"{stored}/artifacts/model")
+    with pytest.raises(registry.ChampionUnavailableError, match=f"{name} v{version} is @champion but cannot be loaded"):
+        registry.current_champion(name)
+    before = registry_state(mlflow_client, name)
+    champion = {"registered_model": name, "version": version}
+    with pytest.raises(registry.ChampionUnavailableError, match="nothing was registered"):
+        registry.register_run(name, {"lrml": out["trained"]["lrml"]}, out["dataset"], out["metrics"], out["per_user"],
+                              {}, promotion.PromotionRule(), champion)  # fmt: skip
+    assert registry_state(mlflow_client, name) == before

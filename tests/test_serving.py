@@ -1,16 +1,15 @@
 """The registered champion behind a real MLflow scoring server on loopback."""
 
 import os
+import signal
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import MLFLOW_DIR
+from conftest import MLFLOW_DIR, REPO_ROOT
 
 
 def free_port() -> int:
@@ -19,19 +18,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def readme_serve_command(model: str, port: int) -> str:
+    """The by-hand serve command exactly as the README shows it, for another model name and port."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme[readme.index("# the same by hand"):].split("```")[0]
+    command = " ".join(line.rstrip("\\").strip() for line in block.splitlines()[1:] if line.strip())
+    assert "movielens-recommender@champion" in command and "-p 5001" in command, command
+    return command.replace("movielens-recommender", model).replace("-p 5001", f"-p {port}")
+
+
 @pytest.fixture(scope="module")
 def server(smoke_run):
+    """The scoring server started with the README's own command line, from the checkout."""
     port = free_port()
-    venv_bin = Path(sys.executable).parent
-    env = os.environ | {
-        "MLFLOW_TRACKING_URI": f"sqlite:///{MLFLOW_DIR / 'mlflow.db'}",
-        "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}",  # the server execs uvicorn by name
-    }
-    mlflow_cli = venv_bin / "mlflow"
+    command = readme_serve_command("movielens-smoke", port) + " --workers 1"
+    # MLFLOW_DIR makes `make -s mlflow-uri` print the test session's store instead of the checkout's.
+    env = os.environ | {"MLFLOW_DIR": str(MLFLOW_DIR)}
     process = subprocess.Popen(
-        [str(mlflow_cli), "models", "serve", "-m", "models:/movielens-smoke@champion",
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "--workers", "1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        ["bash", "-c", command], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,  # one process group: the shell, mlflow and its uvicorn workers
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -43,10 +48,10 @@ def server(smoke_run):
             time.sleep(1)
         assert process.poll() is None, process.stdout.read().decode()
     else:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         pytest.fail("the scoring server did not come up within 120 s")
     yield url, smoke_run
-    process.terminate()
+    os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=30)
 
 
@@ -100,6 +105,12 @@ def test_cold_user_and_empty_history_get_flagged_popularity(server):
         ([{"user_id": 1, "history": [1, 2]}], {"k": -3}, "k"),
         ([{"user_id": 1, "history": [1, 2]}], {"k": 10**7}, "k"),
         ([{"user_id": 1, "history": [1, 2]}], {"k": "ten"}, "k"),
+        ([{"user_id": 1.5, "history": [1, 2]}], None, "row 0: user_id must be an integer id"),
+        ([{"history": [1]}, {"user_id": 1e30, "history": [1, 2]}], None, "row 1: user_id must be an integer id"),
+        ([{"user_id": "seven", "history": [1]}], None, "'seven'"),
+        ([{"user_id": 1, "history": [1.5]}], None, "history"),  # refused by the signature (array of long)
+        ([{"history": [1]}] * 10_001, None, "the limit is MAX_ROWS = 10000"),
+        ([{"history": list(range(1, 10_002))}], None, "the limit is MAX_HISTORY = 10000"),
     ],
 )
 def test_malformed_requests_get_4xx_and_the_server_keeps_serving(server, records, params, expected_text):
@@ -108,3 +119,30 @@ def test_malformed_requests_get_4xx_and_the_server_keeps_serving(server, records
     assert 400 <= answer.status_code < 500, answer.text
     assert expected_text in answer.text
     assert invoke(url, [{"history": [1, 2, 3]}]).status_code == 200
+
+
+def test_a_known_user_without_history_is_answered_from_the_stored_history_minus_what_they_rated(server):
+    url, smoke_run = server
+    dataset = dataset_of(smoke_run)
+    item_id = dict(zip(dataset.item_map["item_idx"], dataset.item_map["item_id"]))
+    for position in (0, 5, 17):
+        user_id = int(dataset.user_map["user_id"].iloc[position])
+        rated = {item_id[i] for i in dataset.full_sequences()[position]}
+        answer = invoke(url, [{"user_id": user_id, "history": []}], {"k": 20})
+        assert answer.status_code == 200, answer.text
+        row = answer.json()["predictions"][0]
+        assert row["fallback"] == "" and row["user_id"] == user_id and len(row["item_ids"]) == 20
+        assert not set(row["item_ids"]) & rated
+
+
+def test_the_python_call_with_integer_user_ids_works(smoke_run, mlflow_client):
+    import mlflow
+    import pandas as pd
+
+    model = mlflow.pyfunc.load_model("models:/movielens-smoke@champion")
+    dataset = dataset_of(smoke_run)
+    users = [int(u) for u in dataset.user_map["user_id"].iloc[:2]]
+    answer = model.predict(pd.DataFrame({"user_id": users, "history": [[1, 2, 3], [4, 5]]}), params={"k": 5})
+    assert answer["user_id"].tolist() == users and all(len(items) == 5 for items in answer["item_ids"])
+    many = model.predict(pd.DataFrame({"user_id": [users[0]] * 600, "history": [[1, 2, 3]] * 600}))
+    assert len(many) == 600 and all(items == many["item_ids"][0] for items in many["item_ids"])

@@ -22,11 +22,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-import great_expectations as gx
 import numpy as np
 import pandas as pd
 import yaml
-from great_expectations.data_context.types.base import ProgressBarsConfig
+
+# Importing GE logs ~200 lines of registration chatter (some of its modules set their own
+# logger levels, so raising the package logger's level first does not help): silence records
+# below ERROR for the import alone.
+logging.disable(logging.WARNING)
+try:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+finally:
+    logging.disable(logging.NOTSET)
 
 DEFAULT_CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "data_contracts"
 # Leave-one-out needs at least a training, a validation and a test interaction per user.

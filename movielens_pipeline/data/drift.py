@@ -408,3 +408,11 @@ def _rating(mean: float) -> str:
 def _format_number(value: float) -> str:
     """Whole numbers (counts) with thousands separators, anything else to 4 significant digits."""
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:.4g}"
+
+
+def new_interactions(reference: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``current`` that ``reference`` does not have (by user, item and timestamp):
+    what arrived since the reference was taken."""
+    keys = ["user_id", "item_id", "timestamp"]
+    seen = current[keys].merge(reference[keys].drop_duplicates(), on=keys, how="left", indicator=True)
+    return current[(seen["_merge"] == "left_only").to_numpy()].reset_index(drop=True)

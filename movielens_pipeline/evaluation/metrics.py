@@ -30,15 +30,21 @@ def seen_mask(histories: Sequence[np.ndarray], num_items: int, device="cpu") -> 
 
 
 def pessimistic_ranks(scores: torch.Tensor, targets: torch.Tensor, exclude: torch.Tensor | None) -> torch.Tensor:
-    """0-based rank of each target among all candidates; excluded items never outrank it."""
-    scores = scores.float().clone()
+    """0-based rank of each target among all candidates; excluded items never outrank it.
+
+    NaN is the worst score: a NaN item never outranks the target, and a target scored NaN
+    ranks behind every item (rank ``num_items``), so a broken model can never look good.
+    """
+    nan_target = scores.gather(1, targets[:, None]).squeeze(1).isnan()
+    scores = torch.nan_to_num(scores.float(), nan=float("-inf"))
     if exclude is not None:
         target_scores = scores.gather(1, targets[:, None])
         scores = scores.masked_fill(exclude, float("-inf"))
         scores.scatter_(1, targets[:, None], target_scores)
     scores[:, 0] = float("-inf")
     target_scores = scores.gather(1, targets[:, None])
-    return (scores >= target_scores).sum(dim=1) - 1
+    ranks = (scores >= target_scores).sum(dim=1) - 1
+    return ranks.masked_fill(nan_target, scores.shape[1] - 1)
 
 
 def metrics_from_ranks(ranks: np.ndarray, ks: Sequence[int] = KS) -> dict[str, float]:
@@ -117,20 +123,53 @@ def validation_metrics(score_fn: ScoreFn, dataset, batch_size: int = 512, device
     return metrics_from_ranks(ranks)
 
 
-def sample_negatives(
-    histories: Sequence[np.ndarray], targets: np.ndarray, num_items: int, n: int = 99, seed: int = 0
-) -> np.ndarray:
-    """[U, n] items each user has not seen (nor the target), from a fixed seed."""
+def sample_unseen_items(
+    forbidden: Sequence[np.ndarray], num_items: int, n: int = 99, seed: int = 0, rounds: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n`` distinct items per user, uniform among the items not in that user's ``forbidden``.
+
+    Returns ``[U, n]`` items (0 pads the rows of users with fewer than ``n`` allowed items) and
+    each user's count. Vectorised rejection sampling: every round draws ``2n`` candidates for the
+    users still short and keeps a uniform subset of the allowed distinct ones; the few users whose
+    allowed items are too rare to be hit are finished from the exact list, so it always ends.
+    """
     rng = np.random.default_rng(seed)
-    out = np.empty((len(targets), n), dtype=np.int64)
-    for u, (hist, target) in enumerate(zip(histories, targets)):
-        forbidden = set(np.asarray(hist).tolist()) | {int(target)}
-        chosen: list[int] = []
-        while len(chosen) < n:
-            draw = rng.integers(1, num_items + 1, size=2 * n)
-            chosen.extend(int(i) for i in draw if i not in forbidden and i not in chosen)
-        out[u] = chosen[:n]
-    return out
+    users = len(forbidden)
+    width = num_items + 1
+    lengths = np.fromiter((len(f) for f in forbidden), dtype=np.int64, count=users)
+    rows = np.repeat(np.arange(users, dtype=np.int64), lengths)
+    items = np.concatenate([np.asarray(f, dtype=np.int64) for f in forbidden]) if users else np.zeros(0, np.int64)
+    keys = np.unique(rows[items > 0] * width + items[items > 0])
+    wanted = np.minimum(n, num_items - np.bincount(keys // width, minlength=users))
+    out = np.zeros((users, n), dtype=np.int64)
+    filled = np.zeros(users, dtype=np.int64)
+    for _ in range(rounds):
+        short = np.flatnonzero(filled < wanted)
+        if not len(short):
+            break
+        pool = np.sort(np.concatenate([out[short], rng.integers(1, width, size=(len(short), 2 * n))], axis=1), axis=1)
+        pool_keys = short[:, None] * width + pool
+        where = np.searchsorted(keys, pool_keys).clip(max=max(len(keys) - 1, 0))
+        valid = (pool > 0) & ~(keys[where] == pool_keys if len(keys) else False)
+        valid[:, 1:] &= pool[:, 1:] != pool[:, :-1]
+        priority = rng.random(pool.shape)
+        priority[~valid] = 2.0
+        pick = np.argpartition(priority, n - 1, axis=1)[:, :n]
+        chosen = np.take_along_axis(pool, pick, axis=1)
+        chosen_valid = np.take_along_axis(valid, pick, axis=1)
+        count = np.minimum(valid.sum(1), wanted[short])
+        # Valid picks first (argpartition put the lowest priorities first, invalid ones are 2.0).
+        order = np.argsort(~chosen_valid, axis=1, kind="stable")
+        chosen = np.take_along_axis(chosen, order, axis=1)
+        chosen[np.arange(n)[None, :] >= count[:, None]] = 0
+        out[short] = chosen
+        filled[short] = count
+    for user in np.flatnonzero(filled < wanted):
+        allowed = np.setdiff1d(np.arange(1, width), np.concatenate([forbidden[user], out[user]]))
+        extra = rng.permutation(allowed)[: wanted[user] - filled[user]]
+        out[user, filled[user] : filled[user] + len(extra)] = extra
+        filled[user] += len(extra)
+    return out, filled
 
 
 @torch.no_grad()
@@ -143,7 +182,8 @@ def sampled_ranks(
     batch_size: int = 512,
     device="cpu",
 ) -> np.ndarray:
-    """Pessimistic rank of each target among itself and its sampled negatives (papers' protocol)."""
+    """Pessimistic rank of each target among itself and its sampled negatives (papers' protocol);
+    negative 0 is padding and never outranks the target."""
     ranks = []
     for start in range(0, len(targets), batch_size):
         stop = start + batch_size
@@ -151,7 +191,7 @@ def sampled_ranks(
         scores = score_fn(users, histories[start:stop]).float()
         tgt = torch.as_tensor(targets[start:stop], dtype=torch.long, device=scores.device)
         neg = torch.as_tensor(negatives[start:stop], dtype=torch.long, device=scores.device)
-        target_scores = scores.gather(1, tgt[:, None])
-        neg_scores = scores.gather(1, neg)
-        ranks.append((neg_scores >= target_scores).sum(dim=1).cpu().numpy())
+        scores = torch.nan_to_num(scores, nan=float("-inf"))
+        outranks = (scores.gather(1, neg) >= scores.gather(1, tgt[:, None])) & (neg != 0)
+        ranks.append(outranks.sum(dim=1).cpu().numpy())
     return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)

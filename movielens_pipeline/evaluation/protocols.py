@@ -18,7 +18,7 @@ from movielens_pipeline.evaluation.metrics import (
     full_ranking,
     metrics_from_ranks,
     per_user_metric,
-    sample_negatives,
+    sample_unseen_items,
     sampled_ranks,
 )
 
@@ -48,21 +48,30 @@ class ModelEvaluation:
     split: str
     ranks: dict[str, np.ndarray]  # protocol -> 0-based rank per user
     coverage_at_10: float
+    # Users who have fewer unseen items than the sampled protocol's 99 get fewer negatives.
+    sampled_users_with_fewer_negatives: int = 0
 
     def metrics(self) -> dict[str, float]:
         out = {"coverage_at_10": self.coverage_at_10}
         for protocol, ranks in self.ranks.items():
             prefix = "" if protocol == "full" else "sampled_"
             out |= {prefix + k: v for k, v in metrics_from_ranks(ranks, KS).items()}
-        return out
+        return out | {"sampled_users_with_fewer_negatives": float(self.sampled_users_with_fewer_negatives)}
+
+
+def sampled_negatives(dataset: SequenceDataset, n: int = 99, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The sampled protocol's negatives, one draw for both splits and every model: items outside
+    each user's whole sequence, so neither held-out item is ever drawn as a negative."""
+    return sample_unseen_items(dataset.full_sequences(), dataset.num_items, n, seed)
 
 
 def evaluate_models(
     scorers: dict[str, ScoreFn], dataset: SequenceDataset, negatives_seed: int = 0, device="cpu"
 ) -> list[ModelEvaluation]:
     """Every scorer on the validation and the test split, same users, both protocols."""
+    negatives, counts = sampled_negatives(dataset, seed=negatives_seed)
     return [
-        evaluate_model(name, score_fn, dataset, split, negatives_seed, device)
+        evaluate_model(name, score_fn, dataset, split, negatives, counts, device)
         for name, score_fn in scorers.items()
         for split in ("valid", "test")
     ]
@@ -73,18 +82,19 @@ def evaluate_model(
     score_fn: ScoreFn,
     dataset: SequenceDataset,
     split: str,
-    negatives_seed: int = 0,
+    negatives: np.ndarray,
+    negative_counts: np.ndarray,
     device="cpu",
 ) -> ModelEvaluation:
     inputs = split_inputs(dataset, split)
     full_ranks, top_items = full_ranking(
         score_fn, inputs.users, inputs.histories, inputs.targets, dataset.num_items,
         device=device, top_k=10,
-    )
-    negatives = sample_negatives(inputs.histories, inputs.targets, dataset.num_items, seed=negatives_seed)
+    )  # fmt: skip
     sampled = sampled_ranks(score_fn, inputs.users, inputs.histories, inputs.targets, negatives, device=device)
     coverage = len(np.unique(top_items)) / dataset.num_items
-    return ModelEvaluation(name, split, {"full": full_ranks, "sampled": sampled}, coverage)
+    short = int((negative_counts < negatives.shape[1]).sum())
+    return ModelEvaluation(name, split, {"full": full_ranks, "sampled": sampled}, coverage, short)
 
 
 def paired_bootstrap(

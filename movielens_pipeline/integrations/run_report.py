@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from movielens_pipeline.evaluation.reports import format_results
+from movielens_pipeline.serving.promotion import decision_summary
 
 
 def main() -> None:
@@ -28,10 +29,7 @@ def main() -> None:
             f"{comparison['ci_low']:+.4f} .. {comparison['ci_high']:+.4f})"
         )
     decision = run.steps["register"].outputs["registration"][0].load()
-    print(
-        f"Registered {decision['registered_model']} versions {decision['versions']}; "
-        f"v{decision['version']} ({decision['candidate']}) is now @{decision['alias']}: {decision['reason']}"
-    )
+    print(decision_summary(decision))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,17 @@ def per_user_from_table(per_user_ranks: pd.DataFrame, model: str, metric: str) -
 
 
 def choose_candidate(evaluation_metrics: pd.DataFrame, models: list[str], metric: str) -> str:
-    """The run's model with the best test ``metric`` (the one the gate compares with the champion)."""
-    test = evaluation_metrics[evaluation_metrics["split"] == "test"].set_index("model")
-    return max(models, key=lambda name: test.loc[name, metric])
+    """The run's model with the best *validation* ``metric``. Test is left to the gate alone:
+    picking the best of several on test and then testing it on the same users would favour
+    whichever model got lucky on them (the winner's curse)."""
+    valid = evaluation_metrics[evaluation_metrics["split"] == "valid"].set_index("model")
+    return max(models, key=lambda name: valid.loc[name, metric])
+
+
+def decision_summary(decision: dict) -> str:
+    """One line for the terminal: what was registered and where the aliases went, and why."""
+    name, candidate = decision["registered_model"], decision["candidate"]
+    if decision["alias"] is None:
+        return f"Registry: {name}: {decision['reason']}"
+    return (f"Registry: {name} versions {decision['versions']}; v{decision['version']} ({candidate}, best on "
+            f"validation) is now @{decision['alias']}: {decision['reason']}")

@@ -1,10 +1,16 @@
 """The MLflow pyfunc every registered model is served through, logged from code (not pickled).
 
-Request rows: ``user_id`` (MovieLens id, optional) and ``history`` (MovieLens item ids, oldest
-first). Params: ``k`` (default 10) and ``exclude_seen`` (default true). Each answer row holds
-the top-k item ids, titles and scores, best first, and ``fallback``: "popularity" when the model
-had nothing to go on (no usable history for a sequential model, unknown user for a user-based
-one), else "". Unknown ids are ignored.
+Request rows: ``user_id`` (MovieLens id, optional integer) and ``history`` (MovieLens item ids,
+oldest first). Params: ``k`` (default 10) and ``exclude_seen`` (default true). Each answer row
+holds the top-k item ids, titles and scores, best first, and ``fallback``: "popularity" when the
+model had nothing to go on (no usable history for a sequential model, unknown user for a
+user-based one), else "". Unknown item ids are ignored. A known user who sends no history is
+answered from the history stored with the model, and every item a known user rated is excluded
+(with ``exclude_seen``), whatever the architecture.
+
+Rows are scored in batches, one forward pass per batch. A request holds at most ``MAX_ROWS``
+rows of at most ``MAX_HISTORY`` items each; anything over a limit, a non-integral or
+out-of-range id and a bad param get a 400 answer that names the row and the value.
 """
 
 from __future__ import annotations
@@ -18,10 +24,15 @@ import torch
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+from movielens_pipeline.evaluation.metrics import seen_mask
 from movielens_pipeline.evaluation.scorers import load_recommender
 from movielens_pipeline.training.trained_model import load_trained_model
 
 MAX_K = 1000
+MAX_ROWS = 10_000
+MAX_HISTORY = 10_000
+BATCH_ROWS = 256
+LARGEST_ID = 2**63 - 1
 
 
 def _invalid(message: str) -> MlflowException:
@@ -29,8 +40,33 @@ def _invalid(message: str) -> MlflowException:
     return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
 
 
-def _present(value) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def parse_user_id(value, row: int) -> int | None:
+    """A request's user id as an int (None when absent); anything else is a 400."""
+    if _is_missing(value):
+        return None
+    if not isinstance(value, (bool, np.bool_, str)):
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            number = math.nan
+        if math.isfinite(number) and number.is_integer() and 0 <= number <= LARGEST_ID:
+            return int(value) if isinstance(value, (int, np.integer)) else int(number)
+    raise _invalid(f"row {row}: user_id must be an integer id between 0 and {LARGEST_ID}, got {value!r}")
+
+
+def parse_history(value, row: int) -> list[int]:
+    """A request's history as a list of ints; anything else is a 400."""
+    history = [] if value is None else list(value)
+    if len(history) > MAX_HISTORY:
+        raise _invalid(f"row {row}: history holds {len(history)} items; the limit is MAX_HISTORY = {MAX_HISTORY}")
+    for item in history:
+        if isinstance(item, (bool, np.bool_, str)) or not float(item).is_integer():
+            raise _invalid(f"row {row}: history must hold integer item ids, got {item!r}")
+    return [int(item) for item in history]
 
 
 class RecommenderModel(mlflow.pyfunc.PythonModel):
@@ -67,46 +103,52 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         k, exclude_seen = self._params(params)
         if "history" not in model_input.columns:
             raise _invalid("input must have a 'history' column (a list of MovieLens item ids)")
-        user_ids = model_input["user_id"] if "user_id" in model_input.columns else [None] * len(model_input)
-        rows = []
-        for user_id, history in zip(user_ids, model_input["history"]):
-            history = [] if history is None else list(history)
-            if any(isinstance(i, (bool, str)) or not float(i).is_integer() for i in history):
-                raise _invalid(f"history must hold integer item ids, got {history!r}")
-            known_history = np.array(
-                [self.item_index[int(i)] for i in history if int(i) in self.item_index], dtype=np.int64
-            )
-            user_idx = self.user_index.get(int(user_id)) if _present(user_id) else None
-            rows.append((user_id, user_idx, known_history))
-
+        if len(model_input) > MAX_ROWS:
+            raise _invalid(f"the request holds {len(model_input)} rows; the limit is MAX_ROWS = {MAX_ROWS}")
+        raw_users = model_input["user_id"] if "user_id" in model_input.columns else [None] * len(model_input)
+        user_ids = [parse_user_id(value, row) for row, value in enumerate(raw_users)]
+        users = np.array([self.user_index.get(u, 0) if u is not None else 0 for u in user_ids], dtype=np.int64)
+        sent = [
+            np.array([self.item_index[i] for i in parse_history(h, row) if i in self.item_index], dtype=np.int64)
+            for row, h in enumerate(model_input["history"])
+        ]
+        stored = [self.known_items.get(int(u), np.zeros(0, dtype=np.int64)) for u in users]
+        # A known user who sends nothing is answered from what the model knows of them.
+        histories = [h if len(h) or not u else s for h, u, s in zip(sent, users, stored)]
+        if self.recommender.uses_history:
+            usable = np.array([len(h) > 0 for h in histories], dtype=bool)
+        else:
+            usable = users > 0
         answers = []
-        for user_id, user_idx, known_history in rows:
-            usable = len(known_history) > 0 if self.recommender.uses_history else user_idx is not None
-            if usable:
-                scores = self.recommender.score_fn(
-                    torch.tensor([user_idx or 0]), [known_history]
-                )[0, : self.num_items + 1].float()
-            else:
-                scores = self.popularity.clone()
-            scores[0] = float("-inf")
+        for start in range(0, len(users), BATCH_ROWS):
+            rows = slice(start, start + BATCH_ROWS)
+            scores = self._scores(users[rows], histories[rows], usable[rows])
             if exclude_seen:
-                seen = known_history
-                if user_idx is not None and not self.recommender.uses_history:
-                    seen = np.concatenate([seen, self.known_items.get(user_idx, [])]).astype(np.int64)
-                scores[torch.as_tensor(seen, dtype=torch.long)] = float("-inf")
-            top = scores.topk(k)
-            finite = torch.isfinite(top.values)  # fewer than k unseen items are left
-            idx = top.indices[finite].numpy()
-            answers.append(
-                {
-                    "user_id": user_id if _present(user_id) else None,
+                seen = [np.concatenate([h, s]) for h, s in zip(sent[rows], stored[rows])]
+                scores.masked_fill_(seen_mask(seen, self.num_items), float("-inf"))
+            scores[:, 0] = float("-inf")
+            top = scores.topk(k, dim=1)
+            for offset, (values, indices) in enumerate(zip(top.values, top.indices)):
+                finite = torch.isfinite(values)  # fewer than k unseen items are left
+                idx = indices[finite].numpy()
+                answers.append({
+                    "user_id": user_ids[start + offset],
                     "item_ids": self.item_ids[idx].astype(np.int64).tolist(),
                     "titles": self.titles[idx].tolist(),
-                    "scores": top.values[finite].numpy().astype(float).tolist(),
-                    "fallback": "" if usable else "popularity",
-                }
-            )
+                    "scores": values[finite].numpy().astype(float).tolist(),
+                    "fallback": "" if usable[start + offset] else "popularity",
+                })  # fmt: skip
         return pd.DataFrame(answers)
+
+    def _scores(self, users: np.ndarray, histories: list[np.ndarray], usable: np.ndarray) -> torch.Tensor:
+        """[rows, num_items + 1] scores: the model's, one forward pass for the usable rows;
+        popularity for the others."""
+        scores = self.popularity.expand(len(users), -1).clone()
+        rows = np.flatnonzero(usable)
+        if len(rows):
+            model_scores = self.recommender.score_fn(torch.as_tensor(users[rows]), [histories[i] for i in rows])
+            scores[torch.as_tensor(rows)] = model_scores[:, : self.num_items + 1].float()
+        return scores
 
 
 mlflow.models.set_model(RecommenderModel())

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
-from mlflow.types.schema import Array
+from mlflow.types.schema import AnyType, Array
 
 from movielens_pipeline.data.dataset import SequenceDataset
 from movielens_pipeline.evaluation.metrics import ScoreFn, full_ranking, per_user_metric
@@ -40,14 +40,15 @@ CODE_PATHS = [str(PACKAGE_DIR)]
 SIGNATURE = ModelSignature(
     inputs=Schema(
         [
-            # double, not long: JSON rows without a user come in as NaN, which long refuses.
-            ColSpec(DataType.double, "user_id", required=False),
+            # Any type: the pyfunc checks user ids itself, so ints, floats and missing ids (JSON
+            # rows without a user become NaN) all reach it and a bad id gets a 400 naming it.
+            ColSpec(AnyType(), "user_id", required=False),
             ColSpec(Array(DataType.long), "history"),
         ]
     ),
     outputs=Schema(
         [
-            ColSpec(DataType.double, "user_id", required=False),
+            ColSpec(DataType.long, "user_id", required=False),
             ColSpec(Array(DataType.long), "item_ids"),
             ColSpec(Array(DataType.string), "titles"),
             ColSpec(Array(DataType.double), "scores"),
@@ -59,9 +60,10 @@ SIGNATURE = ModelSignature(
 
 
 def serving_tables(dataset: SequenceDataset) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Id maps as serving needs them: items with titles and popularity, users with their items."""
+    """Id maps as serving needs them: items with titles and popularity, users with every item they
+    rated (their history when a request sends none, and what is excluded from their answers)."""
     items = dataset.item_map.assign(popularity=dataset.item_popularity()[dataset.item_map["item_idx"]])
-    histories = dict(zip(dataset.user_indices, dataset.train_sequences()))
+    histories = dict(zip(dataset.user_indices, dataset.full_sequences()))
     users = dataset.user_map.assign(history=[histories[u].tolist() for u in dataset.user_map["user_idx"]])
     return items, users
 
@@ -95,7 +97,7 @@ def log_pyfunc(trained: TrainedModel, dataset: SequenceDataset, name: str) -> st
             pip_requirements=serving_requirements(),
             signature=SIGNATURE,
             input_example=pd.DataFrame(
-                {"user_id": [float(dataset.user_map["user_id"].iloc[0])], "history": [example_history]}
+                {"user_id": [int(dataset.user_map["user_id"].iloc[0])], "history": [example_history]}
             ),
         )
     return info.model_uri
@@ -155,54 +157,117 @@ def per_user_test_metric(score_fn: ScoreFn, dataset: SequenceDataset, metric: st
     return per_user_metric(ranks, metric)
 
 
+class ChampionUnavailableError(RuntimeError):
+    """The registry has a champion that cannot be read, loaded or scored: the run stops before
+    registering anything (the gate fails closed)."""
+
+
+def current_champion(name: str) -> dict:
+    """Which version is ``@champion`` now, checked to load; ``{"version": None}`` when the registry
+    has no such model or no champion yet. Anything else that goes wrong raises."""
+    client = mlflow.MlflowClient()
+    try:
+        registered = client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return {"registered_model": name, "version": None}
+        raise ChampionUnavailableError(f"cannot read registered model {name}: {error}") from error
+    version = registered.aliases.get("champion")
+    if version is None:
+        return {"registered_model": name, "version": None}
+    try:
+        details = client.get_model_version(name, version)
+        load_recommender(RegisteredRecommender.download(f"models:/{name}/{version}").trained)
+    except Exception as error:
+        raise ChampionUnavailableError(
+            f"{name} v{version} is @champion but cannot be loaded ({type(error).__name__}: {error}); "
+            "nothing is registered until it loads again or the alias is moved by hand"
+        ) from error
+    return {
+        "registered_model": name,
+        "version": str(version),
+        "architecture": details.tags.get("architecture"),
+        "zenml_run_id": details.tags.get("zenml_run_id"),
+        "weights_fingerprint": details.tags.get("weights_fingerprint"),
+        "data_fingerprint": details.tags.get("data_fingerprint"),
+    }
+
+
+def champion_test_scores(champion: dict, dataset: SequenceDataset, metric: str) -> np.ndarray | None:
+    """The champion (the pinned version ``champion`` names) re-scored on today's test split."""
+    if champion.get("version") is None:
+        return None
+    name, version = champion["registered_model"], champion["version"]
+    try:
+        model = RegisteredRecommender.download(f"models:/{name}/{version}")
+        scores = per_user_test_metric(model.score_fn_for(dataset), dataset, metric)
+    except Exception as error:
+        raise ChampionUnavailableError(
+            f"{name} v{version} (@champion) cannot be scored on this run's test split "
+            f"({type(error).__name__}: {error}); nothing was registered"
+        ) from error
+    return scores
+
+
+def already_registered(name: str, weights: dict[str, str]) -> dict[str, str]:
+    """Models whose exact weights (by content fingerprint) a version already holds: model -> version."""
+    client = mlflow.MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except mlflow.exceptions.MlflowException:
+        return {}
+    by_fingerprint = {}
+    for version in sorted(versions, key=lambda v: int(v.version)):
+        fingerprint = version.tags.get("weights_fingerprint")
+        if fingerprint:
+            by_fingerprint.setdefault(fingerprint, version.version)
+    return {model: by_fingerprint[fp] for model, fp in weights.items() if fp in by_fingerprint}
+
+
 def register_and_promote(
     name: str,
     model_uris: dict[str, str],
-    metrics: dict[str, dict[str, float]],
-    tags: dict[str, str],
+    version_tags: dict[str, dict[str, str]],
     candidate: str,
-    candidate_scores: np.ndarray,
-    dataset: SequenceDataset,
-    rule: PromotionRule,
-) -> dict:
-    """Register one version per model, then move ``champion`` or ``challenger`` to the candidate.
+    alias: str,
+    reason: str,
+) -> dict[str, str]:
+    """Register one version per model with its tags, then point ``alias`` at the candidate.
 
-    All or nothing: if anything fails, the versions created here are deleted again and the
-    aliases are left as they were.
+    The alias moves last. All or nothing: if any step fails, the versions created here are
+    deleted, the aliases are put back as they were, and the error is raised.
     """
     client = mlflow.MlflowClient()
+    try:
+        aliases_before = dict(client.get_registered_model(name).aliases)
+    except mlflow.exceptions.MlflowException:
+        aliases_before = {}
     created: dict[str, str] = {}
     try:
-        champion_scores = None
-        try:
-            client.get_model_version_by_alias(name, "champion")
-            champion = RegisteredRecommender.download(f"models:/{name}@champion")
-            champion_scores = per_user_test_metric(champion.score_fn_for(dataset), dataset, rule.metric)
-        except mlflow.exceptions.MlflowException:
-            pass  # no registered model or no champion yet
-        promote, reason, stats = promotion_decision(candidate_scores, champion_scores, rule)
         for model, uri in model_uris.items():
-            version = mlflow.register_model(uri, name, tags=tags | {"architecture": model}).version
-            created[model] = version
-            for key, value in metrics[model].items():
-                client.set_model_version_tag(name, version, key, f"{value:.6f}")
-        alias = "champion" if promote else "challenger"
-        client.set_registered_model_alias(name, alias, created[candidate])
+            created[model] = mlflow.register_model(uri, name, tags=version_tags[model]).version
         for key, value in {"promotion": alias, "promotion_reason": reason}.items():
             client.set_model_version_tag(name, created[candidate], key, value)
+        client.set_registered_model_alias(name, alias, created[candidate])
     except Exception:
+        _restore_aliases(client, name, aliases_before)
         for version in created.values():
             client.delete_model_version(name, version)
         raise
-    return {
-        "registered_model": name,
-        "versions": created,
-        "candidate": candidate,
-        "version": created[candidate],
-        "alias": alias,
-        "reason": reason,
-        "bootstrap": stats,
-    }
+    return created
+
+
+def _restore_aliases(client: mlflow.MlflowClient, name: str, aliases_before: dict[str, str]) -> None:
+    try:
+        now = dict(client.get_registered_model(name).aliases)
+    except mlflow.exceptions.MlflowException:
+        return
+    for alias, version in now.items():
+        if aliases_before.get(alias) != version:
+            if alias in aliases_before:
+                client.set_registered_model_alias(name, alias, aliases_before[alias])
+            else:
+                client.delete_registered_model_alias(name, alias)
 
 
 def register_run(
@@ -213,19 +278,40 @@ def register_run(
     per_user_ranks: pd.DataFrame,
     tags: dict[str, str],
     rule: PromotionRule,
+    champion: dict,
 ) -> dict:
-    """Log and register every trained model of a run; its best one is the promotion candidate."""
+    """Register a run's models; the one best on validation is the candidate, and the gate
+    compares it with ``champion`` (re-scored on today's test split) to pick its alias.
+
+    Models whose identical weights are already registered are not registered again; when that
+    is the candidate, nothing moves. The champion is scored before anything is registered.
+    """
     candidate = choose_candidate(evaluation_metrics, list(trained), rule.metric)
-    return register_and_promote(
-        name,
-        {model: log_pyfunc(weights, dataset, model) for model, weights in trained.items()},
-        {model: flat_metrics(evaluation_metrics, model) for model in trained},
-        tags,
-        candidate,
-        per_user_from_table(per_user_ranks, candidate, rule.metric),
-        dataset,
-        rule,
-    )
+    fingerprints = {model: weights.weights_fingerprint() for model, weights in trained.items()}
+    existing = already_registered(name, fingerprints)
+    decision = {"registered_model": name, "candidate": candidate, "champion_before": champion.get("version"),
+                "already_registered": existing}  # fmt: skip
+    if candidate in existing:
+        return decision | {
+            "versions": {}, "version": existing[candidate], "alias": None, "bootstrap": {},
+            "reason": f"unchanged: {candidate}'s weights are already registered as v{existing[candidate]}; "
+                      "nothing registered, no alias moved",
+        }  # fmt: skip
+    champion_scores = champion_test_scores(champion, dataset, rule.metric)
+    candidate_scores = per_user_from_table(per_user_ranks, candidate, rule.metric)
+    promote, reason, stats = promotion_decision(candidate_scores, champion_scores, rule)
+    alias = "champion" if promote else "challenger"
+    new = {model: weights for model, weights in trained.items() if model not in existing}
+    version_tags = {
+        model: {"architecture": model, "weights_fingerprint": fingerprints[model]}
+        | tags
+        | {key: f"{value:.6f}" for key, value in flat_metrics(evaluation_metrics, model).items()}
+        for model in new
+    }
+    uris = {model: log_pyfunc(weights, dataset, model) for model, weights in new.items()}
+    created = register_and_promote(name, uris, version_tags, candidate, alias, reason)
+    return decision | {"versions": created, "version": created[candidate], "alias": alias, "reason": reason,
+                       "bootstrap": stats}  # fmt: skip
 
 
 def previous_model(name: str, architecture: str) -> RegisteredRecommender | None:

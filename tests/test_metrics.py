@@ -1,0 +1,72 @@
+"""Ranking metrics against plain reference implementations on small cases."""
+
+import numpy as np
+import pytest
+import torch
+
+from movielens_pipeline.evaluation.metrics import (
+    metrics_from_ranks,
+    pessimistic_ranks,
+    sample_unseen_items,
+    sampled_ranks,
+)
+
+
+def reference_rank(scores: list[float], target: int, excluded: set[int]) -> int:
+    """Other items (index >= 1, not excluded) whose score is a number at least the target's;
+    a NaN target ranks behind every item."""
+    if np.isnan(scores[target]):
+        return len(scores) - 1
+    others = [i for i in range(1, len(scores)) if i != target and i not in excluded]
+    return sum(1 for i in others if not np.isnan(scores[i]) and scores[i] >= scores[target])
+
+
+def test_pessimistic_ranks_match_a_plain_count_with_ties_exclusions_and_nan():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        num_items = int(rng.integers(2, 12))
+        scores = rng.integers(0, 4, size=num_items + 1).astype(float)  # many ties
+        scores[rng.random(num_items + 1) < 0.15] = np.nan
+        target = int(rng.integers(1, num_items + 1))
+        excluded = {int(i) for i in rng.integers(1, num_items + 1, size=3)} - {target}
+        mask = torch.zeros(1, num_items + 1, dtype=torch.bool)
+        mask[0, list(excluded)] = True
+        got = pessimistic_ranks(torch.from_numpy(scores[None]), torch.tensor([target]), mask).item()
+        assert got == reference_rank(list(scores), target, excluded), (scores, target, excluded)
+
+
+def test_a_model_that_scores_nan_gets_no_hits():
+    scores = torch.full((3, 6), float("nan"))
+    ranks = pessimistic_ranks(scores, torch.tensor([1, 2, 3]), None).numpy()
+    assert (ranks == 5).all()  # behind every one of the 5 items
+    assert metrics_from_ranks(ranks, ks=(5,))["hit_at_5"] == 0.0
+    nan_scores = lambda users, histories: torch.full((len(users), 6), float("nan"))  # noqa: E731
+    sampled = sampled_ranks(nan_scores, np.array([1]), [np.array([1])], np.array([2]), np.array([[3, 4, 0]]))
+    assert sampled.tolist() == [2]  # both real negatives tie with the target and count; padding never does
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sampled_negatives_are_distinct_unseen_and_fewer_only_when_few_items_are_unseen(seed):
+    rng = np.random.default_rng(seed)
+    num_items, n = 60, 25
+    sizes = [0, 5, 30, 40, 59, 60, 12, 35]
+    forbidden = [rng.choice(np.arange(1, num_items + 1), size=k, replace=False) for k in sizes]
+    negatives, counts = sample_unseen_items(forbidden, num_items, n=n, seed=seed)
+    assert negatives.shape == (len(sizes), n)
+    for row, count, seen, size in zip(negatives, counts, forbidden, sizes):
+        drawn = row[row > 0]
+        assert count == len(drawn) == min(n, num_items - size)
+        assert len(set(drawn.tolist())) == len(drawn) and not set(drawn.tolist()) & set(seen.tolist())
+        assert (row[len(drawn):] == 0).all()
+    again, _ = sample_unseen_items(forbidden, num_items, n=n, seed=seed)
+    np.testing.assert_array_equal(negatives, again)
+
+
+def test_sampled_negatives_are_uniform_over_the_unseen_items():
+    hits = np.zeros(31)
+    for seed in range(400):
+        negatives, _ = sample_unseen_items([np.arange(1, 11)], 30, n=5, seed=seed)
+        hits[negatives[0]] += 1
+    assert hits[:11].sum() == 0
+    expected = 400 * 5 / 20
+    assert np.abs(hits[11:] - expected).max() < 0.35 * expected  # 20 items, each drawn ~100 times
