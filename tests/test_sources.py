@@ -196,7 +196,7 @@ def test_ratings_parquet_with_datetimes_and_no_rating(tmp_path: Path) -> None:
 def test_ratings_file_errors_name_the_problem(tmp_path: Path) -> None:
     path = tmp_path / "events.csv"
     path.write_text("user_id,item_id,timestamp\nu7,3,1000000000\n")
-    with pytest.raises(SourceError, match="lacks columns \\['when'\\]"):
+    with pytest.raises(SourceError, match="header \\(line 1\\): no column \\['when'\\]"):
         load_source({"kind": "ratings_file", "path": str(path), "columns": {"timestamp": "when"}})
     with pytest.raises(SourceError, match="user id values are not whole numbers.*u7"):
         load_source({"kind": "ratings_file", "path": str(path)})

@@ -15,6 +15,10 @@ from movielens_pipeline.parameters import StepParameters
 MIN_SEQUENCE_LENGTH = 3
 
 
+class EmptyAfterFilteringError(ValueError):
+    """The data passes its contracts but k-core filtering leaves no interaction."""
+
+
 class BuildConfig(StepParameters):
     """How interactions become sequences.
 
@@ -62,10 +66,18 @@ def build_sequence_dataset(
     frame = interactions
     if config.min_rating is not None:
         frame = frame[frame["rating"] >= config.min_rating]
+    before = frame
     frame = k_core(frame, config.user_core, config.item_core)
     if frame.empty:
-        raise ValueError(
-            f"no interactions left after {config.user_core}/{config.item_core}-core filtering"
+        raise EmptyAfterFilteringError(
+            f"nothing is left to train on: {len(before):,} interactions of {before['user_id'].nunique():,} users "
+            f"and {before['item_id'].nunique():,} items"
+            + (f" (after min_rating {config.min_rating}: {len(interactions):,} before)" if config.min_rating else "")
+            + f" all fall away in k-core filtering, which keeps users with at least "
+            f"{max(config.user_core, MIN_SEQUENCE_LENGTH)} interactions with items that themselves have at least "
+            f"{config.item_core}, repeated until stable. Largest user: {before.groupby('user_id').size().max():,} "
+            f"interactions; largest item: {before.groupby('item_id').size().max():,}. Lower "
+            "build_dataset.config.user_core / item_core, or bring more data."
         )
 
     user_ids = np.sort(frame["user_id"].unique())

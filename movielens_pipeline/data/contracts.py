@@ -338,6 +338,11 @@ def _outcome(dataset: str, spec: ExpectationSpec, result: Any, frame: pd.DataFra
     details = json.loads(json.dumps(result.to_json_dict().get("result") or {}, default=_numpy_to_python))
     row_label = frame.index.name or "row"
     rows = [row[row_label] if isinstance(row, dict) else row for row in details.get("partial_unexpected_index_list", [])]
+    bad_values = details.get("partial_unexpected_list", [])
+    if not result.success and not rows and "null" in spec.expectation and len(columns) == 1 and not missing_columns:
+        # Proportion rules report a share, not rows: point at the first empty cells ourselves.
+        empty = frame[columns[0]].isna()
+        rows, bad_values = frame.index[empty][:5].tolist(), [None] * min(int(empty.sum()), 5)
     return ExpectationOutcome(
         dataset=dataset,
         expectation=spec.expectation,
@@ -349,7 +354,7 @@ def _outcome(dataset: str, spec: ExpectationSpec, result: Any, frame: pd.DataFra
         unexpected_count=details.get("unexpected_count"),
         observed_value=_shown(details.get("observed_value")),
         details=details.get("details"),
-        bad_values=tuple(details.get("partial_unexpected_list", [])),
+        bad_values=tuple(bad_values),
         bad_rows=tuple(rows),
         row_label=row_label,
         error=error,

@@ -108,6 +108,6 @@ def _pip_download_wheel(folder: Path, wheel: Path) -> None:
 def _read_atomic(files: DatasetFiles, name: str, types: Mapping[str, pa.DataType]) -> pd.DataFrame:
     """Read a RecBole atomic file: tab-separated, header fields written as ``name:type``."""
     with files.open(name) as stream:
-        header = read_header(stream, "\t", "utf8")
+        header = read_header(stream, name, "\t", "utf8")
         names = [field.split(":", 1)[0] for field in header]
         return read_table(stream, name, delimiter="\t", names=names, types=types, quoted=False).to_pandas()

@@ -3,8 +3,10 @@ download cache with its checksums."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import urllib.error
@@ -41,6 +43,12 @@ class DatasetFiles:
         elif zipfile.is_zipfile(location):
             self._zip = zipfile.ZipFile(location)
             files = [member for member in self._zip.namelist() if not member.endswith("/")]
+            for member in files:
+                parts = PurePosixPath(member.replace("\\", "/")).parts
+                if member.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+                    self._zip.close()
+                    raise SourceError(f"{location}: the archive member {member!r} points outside the archive; "
+                                      "refusing to read this archive")
             paths = sorted(files, key=lambda member: member.count("/"))
         else:
             raise SourceError(f"{location} is neither a folder nor a zip archive")
@@ -66,33 +74,106 @@ class DatasetFiles:
 
 
 def read_table_file(files: DatasetFiles, name: str, *, delimiter: str, types: Mapping[str, pa.DataType],
-                     names: Sequence[str] | None = None, encoding: str = "utf8", quoted: bool = True) -> pd.DataFrame:
-    """Read a delimited file; without ``names`` its first line is the header."""
+                    names: Sequence[str] | None = None, encoding: str = "utf8", quoted: bool = True) -> pd.DataFrame:
+    """Read a delimited file; without ``names`` its first line is the header.
+
+    The frame's index holds each row's line number in the file (index name ``"<file> line"``), so
+    every later message about a row can point at the line. A file pyarrow cannot read is read
+    again line by line to name the first bad line, column and value.
+    """
     with files.open(name) as stream:
+        first_line = 1
         if names is None:
-            names = read_header(stream, delimiter, encoding)
-        return read_table(stream, name, delimiter=delimiter, names=names, types=types,
-                           encoding=encoding, quoted=quoted).to_pandas()
+            names, first_line = read_header(stream, name, delimiter, encoding, quoted), 2
+        require_columns(name, names, types)
+        try:
+            table = _arrow_csv(stream, delimiter=delimiter, names=names, types=types, encoding=encoding,
+                               quoted=quoted, keep_empty_lines=True)  # fmt: skip
+        except pa.ArrowInvalid as error:
+            arrow_error = error
+        else:
+            frame = table.to_pandas()
+            frame.index = pd.RangeIndex(first_line, first_line + len(frame), name=f"{name} line")
+            return frame[frame.notna().any(axis=1)]  # blank lines carry nothing
+    with files.open(name) as stream:
+        raise SourceError(explain_unreadable(stream, name, delimiter=delimiter, names=names, types=types,
+                                             encoding=encoding, quoted=quoted, first_line=first_line,
+                                             arrow_error=arrow_error))  # fmt: skip
 
 
-def read_header(stream: IO[bytes], delimiter: str, encoding: str) -> list[str]:
-    return stream.readline().decode(encoding).rstrip("\r\n").split(delimiter)
+def read_header(stream: IO[bytes], label: str, delimiter: str, encoding: str, quoted: bool = False) -> list[str]:
+    """The header line's field names (quoted names such as "userId" are valid CSV)."""
+    raw = stream.readline()
+    try:
+        line = raw.decode(encoding).rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise SourceError(f"{label} line 1: the header is not {encoding} text: {raw[:80]!r}") from None
+    if quoted:
+        return next(csv.reader([line], delimiter=delimiter))
+    return line.split(delimiter)
+
+
+def _arrow_csv(stream: IO[bytes], *, delimiter: str, names: Sequence[str], types: Mapping[str, pa.DataType],
+               encoding: str, quoted: bool, keep_empty_lines: bool = False) -> pa.Table:
+    return pacsv.read_csv(
+        stream,
+        read_options=pacsv.ReadOptions(column_names=list(names), encoding=encoding),
+        # MovieLens titles contain bare quote characters, so only real CSV gets quote handling.
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char='"' if quoted else False,
+                                         ignore_empty_lines=not keep_empty_lines),
+        convert_options=pacsv.ConvertOptions(column_types={n: types.get(n, pa.string()) for n in names}),
+    )
 
 
 def read_table(stream: IO[bytes], label: str, *, delimiter: str, names: Sequence[str],
-                types: Mapping[str, pa.DataType], encoding: str = "utf8", quoted: bool = True) -> pa.Table:
+               types: Mapping[str, pa.DataType], encoding: str = "utf8", quoted: bool = True) -> pa.Table:
     """Read the rest of ``stream`` with pyarrow; columns not in ``types`` stay text (never inferred)."""
     require_columns(label, names, types)
     try:
-        return pacsv.read_csv(
-            stream,
-            read_options=pacsv.ReadOptions(column_names=list(names), encoding=encoding),
-            # MovieLens titles contain bare quote characters, so only real CSV gets quote handling.
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char='"' if quoted else False),
-            convert_options=pacsv.ConvertOptions(column_types={n: types.get(n, pa.string()) for n in names}),
-        )
+        return _arrow_csv(stream, delimiter=delimiter, names=names, types=types, encoding=encoding, quoted=quoted)
     except pa.ArrowInvalid as error:
         raise SourceError(f"{label}: {error}") from None
+
+
+def value_problem(text: str, dtype: pa.DataType) -> str | None:
+    """Why ``text`` is not a value of ``dtype`` (None when it is, or when it is empty: a null)."""
+    text = text.strip()
+    if text == "" or not (pa.types.is_integer(dtype) or pa.types.is_floating(dtype)):
+        return None
+    if pa.types.is_integer(dtype):
+        if not re.fullmatch(r"[+-]?\d+", text):
+            return "is not a whole number"
+        bits = dtype.bit_width
+        if not -(2 ** (bits - 1)) <= int(text) < 2 ** (bits - 1):
+            return f"does not fit in a {bits}-bit integer"
+        return None
+    try:
+        float(text)
+    except ValueError:
+        return "is not a number"
+    return None
+
+
+def explain_unreadable(stream: IO[bytes], label: str, *, delimiter: str, names: Sequence[str],
+                       types: Mapping[str, pa.DataType], encoding: str, quoted: bool, first_line: int,
+                       arrow_error: Exception) -> str:
+    """The first line that makes a file unreadable, as "<file> line N, column C: 'value' <why>"."""
+    for number, raw in enumerate(stream, start=1):
+        if number < first_line or not raw.strip():
+            continue
+        try:
+            line = raw.decode(encoding).rstrip("\r\n")
+        except UnicodeDecodeError:
+            return f"{label} line {number}: not {encoding} text (binary data?): {raw[:80]!r}"
+        fields = next(csv.reader([line], delimiter=delimiter)) if quoted else line.split(delimiter)
+        if len(fields) != len(names):
+            return (f"{label} line {number}: {len(fields)} fields where {len(names)} were expected "
+                    f"({', '.join(names)}): {line[:200]!r}")
+        for column, text in zip(names, fields):
+            problem = value_problem(text, types.get(column, pa.string()))
+            if problem:
+                return f"{label} line {number}, column {column}: {text!r} {problem}"
+    return f"{label}: {arrow_error}"
 
 
 def read_double_colon_file(files: DatasetFiles, name: str, types: Mapping[str, pa.DataType]) -> pd.DataFrame:
@@ -106,18 +187,26 @@ def read_double_colon_file(files: DatasetFiles, name: str, types: Mapping[str, p
     if wrong.size:
         raise SourceError(f"{name}: {wrong.size} lines do not have {len(types)} '::'-separated fields, "
                           f"e.g. line {wrong[0] + 1}: {lines[int(wrong[0])].as_py()!r}")
-    try:
-        columns = {column: pc.list_element(fields, position).cast(dtype)
-                   for position, (column, dtype) in enumerate(types.items())}
-    except pa.ArrowInvalid as error:
-        raise SourceError(f"{name}: {error}") from None
-    return pa.table(columns).to_pandas()
+    columns = {}
+    for position, (column, dtype) in enumerate(types.items()):
+        texts = pc.list_element(fields, position)
+        try:
+            columns[column] = texts.cast(dtype)
+        except pa.ArrowInvalid as error:
+            for number, text in enumerate(texts.to_pylist(), start=1):
+                problem = value_problem(text or "", dtype)
+                if problem:
+                    raise SourceError(f"{name} line {number}, column {column}: {text!r} {problem}") from None
+            raise SourceError(f"{name}: {error}") from None
+    frame = pa.table(columns).to_pandas()
+    frame.index = pd.RangeIndex(1, len(frame) + 1, name=f"{name} line")
+    return frame
 
 
 def require_columns(label: str, present: Sequence[str], required: Sequence[str] | Mapping[str, Any]) -> None:
     missing = [column for column in required if column not in present]
     if missing:
-        raise SourceError(f"{label} lacks columns {missing}; it has {list(present)}")
+        raise SourceError(f"{label} header (line 1): no column {missing}; it has {list(present)}")
 
 
 # --- files, cache and checksums ----------------------------------------------------------------

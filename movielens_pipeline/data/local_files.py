@@ -16,6 +16,8 @@ from movielens_pipeline.data import raw
 from movielens_pipeline.data.files import (
     DatasetFiles,
     existing_path,
+    explain_unreadable,
+    read_header,
     read_table_file,
     require_columns,
 )
@@ -46,6 +48,7 @@ def load_competition_folder(path: str | os.PathLike) -> RawData:
     title, title_year = raw.split_title_and_year(titles["title"])
     # years.tsv does not list every item; those keep the year written in their title.
     listed_year = titles[["item"]].merge(years, on="item", how="left", validate="many_to_one")["year"]
+    listed_year.index = titles.index
     items = raw.items_frame(titles["item"], title, raw.year_from_text(listed_year).fillna(title_year))
     attributes = [raw.attribute_rows(table["item"], attribute_type, table[attribute_type])
                   for attribute_type, table in zip(COMPETITION_ATTRIBUTE_FILES.values(), attribute_tables)]
@@ -79,13 +82,9 @@ def load_ratings_file(
         available = pq.read_schema(file).names
         require_columns(file.name, available, wanted)
         table = pq.read_table(file, columns=wanted).to_pandas()
+        table.index = pd.RangeIndex(1, len(table) + 1, name=f"{file.name} row")
     else:
-        parse_options = pacsv.ParseOptions(delimiter=delimiter)
-        with pacsv.open_csv(file, parse_options=parse_options) as reader:
-            require_columns(file.name, reader.schema.names, wanted)
-        table = pacsv.read_csv(file, parse_options=parse_options,
-                               convert_options=pacsv.ConvertOptions(include_columns=wanted)).to_pandas()
-
+        table = _read_ratings_csv(file, wanted, delimiter)
     rating = table[roles["rating"]] if "rating" in roles else pd.Series(np.nan, index=table.index)
     interactions = raw.interactions_frame(table[roles["user"]], table[roles["item"]], rating,
                                        _as_unix_seconds(table[roles["timestamp"]], roles["timestamp"]))
@@ -94,11 +93,47 @@ def load_ratings_file(
     return raw.assemble(interactions, items, [])
 
 
+def _read_ratings_csv(file, wanted: list[str], delimiter: str) -> pd.DataFrame:
+    """The wanted columns, types inferred; index = line numbers. When inference fails on a bad
+    value, the columns are read as text so the conversions name the line and the value."""
+    parse_options = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False)
+    with open(file, "rb") as stream:
+        header = read_header(stream, file.name, delimiter, "utf8", quoted=True)
+    require_columns(file.name, header, wanted)
+    read_options = pacsv.ReadOptions(skip_rows=1, column_names=header)
+    try:
+        table = pacsv.read_csv(file, read_options=read_options, parse_options=parse_options,
+                               convert_options=pacsv.ConvertOptions(include_columns=wanted)).to_pandas()
+    except pa.ArrowInvalid:
+        text_types = {column: pa.string() for column in wanted}
+        try:
+            table = pacsv.read_csv(file, read_options=read_options, parse_options=parse_options,
+                                   convert_options=pacsv.ConvertOptions(include_columns=wanted,
+                                                                        column_types=text_types)).to_pandas()
+        except pa.ArrowInvalid as error:
+            with open(file, "rb") as stream:
+                raise SourceError(explain_unreadable(stream, file.name, delimiter=delimiter, names=header, types={},
+                                                     encoding="utf8", quoted=True, first_line=2,
+                                                     arrow_error=error)) from None  # fmt: skip
+    table.index = pd.RangeIndex(2, len(table) + 2, name=f"{file.name} line")
+    return table[table.notna().any(axis=1)]
+
+
 def _as_unix_seconds(values: pd.Series, column: str) -> pd.Series:
+    """Unix seconds as they are, date-times (naive ones read as UTC) converted to them."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        moments = values.dt.tz_localize("UTC") if values.dt.tz is None else values
+        return (moments - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
     if pd.api.types.is_numeric_dtype(values):
         return values
-    try:
-        moments = pd.to_datetime(values, utc=True)
-    except (ValueError, TypeError) as error:
-        raise SourceError(f"column {column!r}: timestamps are neither unix seconds nor date-times ({error})") from None
-    return (moments - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    numbers = pd.to_numeric(values, errors="coerce")
+    text = numbers.isna() & values.notna()
+    if text.any():
+        moments = pd.to_datetime(values[text], utc=True, errors="coerce", format="mixed")
+        bad = pd.Series(False, index=values.index)
+        bad[text] = moments.isna().to_numpy()
+        if bad.any():
+            raise SourceError(f"{raw.row_labels(values, bad)}, column {column}: {bad.sum()} timestamps are "
+                              f"neither unix seconds nor date-times, e.g. {values[bad].head(5).tolist()}")
+        numbers[text] = (moments - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    return numbers

@@ -43,20 +43,22 @@ class ChecksumMismatchError(SourceError):
 
 
 def interactions_frame(users: pd.Series, items: pd.Series, ratings: pd.Series, timestamps: pd.Series) -> pd.DataFrame:
+    """The interactions table; it keeps the index of ``users`` (the file's line numbers)."""
     return pd.DataFrame({
-        "user_id": as_int64(users, "user id"),
-        "item_id": as_int64(items, "item id"),
+        "user_id": as_int64(users, "user id").to_numpy(),
+        "item_id": as_int64(items, "item id").to_numpy(),
         "rating": pd.to_numeric(ratings).astype("float64").to_numpy(),
-        "timestamp": as_int64(timestamps, "timestamp"),
-    })
+        "timestamp": as_int64(timestamps, "timestamp").to_numpy(),
+    }, index=users.index)
 
 
 def items_frame(item_ids: pd.Series, titles: pd.Series, years: pd.Series) -> pd.DataFrame:
+    """The items table; it keeps the index of ``item_ids`` (the file's line numbers)."""
     return pd.DataFrame({
-        "item_id": as_int64(item_ids, "item id"),
+        "item_id": as_int64(item_ids, "item id").to_numpy(),
         "title": titles.astype("string").to_numpy(),
         "year": years.astype("Int64").to_numpy(),
-    })
+    }, index=item_ids.index)
 
 
 def attribute_rows(item_ids: pd.Series, attribute_type: str, values: pd.Series) -> pd.DataFrame:
@@ -72,14 +74,15 @@ def attribute_rows(item_ids: pd.Series, attribute_type: str, values: pd.Series) 
 
 
 def assemble(interactions: pd.DataFrame, items: pd.DataFrame, attribute_parts: list[pd.DataFrame]) -> RawData:
-    """Add decade rows (derived from year), then fix column order, dtypes and indexes."""
+    """Add decade rows (derived from year), then fix column order and dtypes. Interactions and
+    items keep their index: the line of each row in its file, for messages about bad rows."""
     dated = items.dropna(subset=["year"])
     decades = (dated["year"] // 10 * 10).astype("int64").astype(str) + "s"
     parts = [*attribute_parts, attribute_rows(dated["item_id"], "decade", decades)]
     attributes = pd.concat(parts, ignore_index=True).drop_duplicates(ignore_index=True)
     return RawData(
-        interactions=interactions.astype(INTERACTION_DTYPES).reset_index(drop=True),
-        items=items.astype(ITEM_DTYPES).reset_index(drop=True),
+        interactions=interactions.astype(INTERACTION_DTYPES),
+        items=items.astype(ITEM_DTYPES),
         item_attributes=attributes.astype(ATTRIBUTE_DTYPES)[list(ATTRIBUTE_DTYPES)],
     )
 
@@ -95,13 +98,28 @@ def year_from_text(values: pd.Series) -> pd.Series:
     return pd.to_numeric(values.astype("string"), errors="coerce").astype("Int64")
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def row_labels(values: pd.Series, where: pd.Series) -> str:
+    """How a message points at rows: ``ratings.csv line [3, 9]`` (``row`` without a file)."""
+    return f"{values.index.name or 'row'} {values.index[where][:5].tolist()}"
+
+
+def shown_values(values: pd.Series, limit: int = 5) -> list:
+    """The first values for a message, empty cells shown as "(empty)"."""
+    return ["(empty)" if pd.isna(value) else value for value in values.head(limit).tolist()]
+
+
 def as_int64(values: pd.Series, what: str) -> pd.Series:
-    """Whole numbers as int64, or a SourceError naming the bad values (ids must never be guessed)."""
+    """Whole numbers as int64 (index kept), or a SourceError naming the bad values and their lines
+    (ids must never be guessed, rounded or wrapped around)."""
     if pd.api.types.is_integer_dtype(values) and not values.hasnans:
-        return values.astype("int64").reset_index(drop=True)
+        return values.astype("int64")
     numbers = pd.to_numeric(values, errors="coerce")
-    bad = numbers.isna() | (numbers % 1 != 0)
+    bad = numbers.isna() | (numbers % 1 != 0) | (numbers < INT64_MIN) | (numbers > INT64_MAX)
     if bad.any():
-        raise SourceError(f"{bad.sum()} {what} values are not whole numbers, e.g. "
-                          f"{values[bad].head(5).tolist()} at rows {values.index[bad][:5].tolist()}")
-    return numbers.astype("int64").reset_index(drop=True)
+        column = f", column {values.name}" if values.name is not None else ""
+        raise SourceError(f"{row_labels(values, bad)}{column}: {bad.sum()} {what} values are not whole numbers "
+                          f"that fit in 64 bits, e.g. {shown_values(values[bad])}")
+    return numbers.astype("int64")

@@ -42,7 +42,7 @@ def comparison_chart_png(table: pd.DataFrame, split: str = "test") -> bytes:
     return buffer.getvalue()
 
 
-def comparison_html(table: pd.DataFrame, bootstrap: dict, chart_png: bytes) -> str:
+def comparison_html(table: pd.DataFrame, bootstrap: dict, chart_png: bytes, notes: dict[str, str] | None = None) -> str:
     def section(split: str, prefix: str, title: str) -> str:
         rows = table[table["split"] == split].set_index("model")
         columns = [c for c in rows.columns if c.startswith(prefix) and "_at_" in c]
@@ -58,6 +58,11 @@ def comparison_html(table: pd.DataFrame, bootstrap: dict, chart_png: bytes) -> s
             f"{bootstrap['runner_up']} by {bootstrap['mean_difference']:.4f} "
             f"(95% paired bootstrap CI {bootstrap['ci_low']:.4f} to {bootstrap['ci_high']:.4f}).</p>"
         )
+    verdict += "".join(f"<p>{name}: {text}.</p>" for name, text in (notes or {}).items())
+    short = table.get("sampled_users_with_fewer_negatives")
+    if short is not None and short.max() > 0:
+        verdict += (f"<p>Sampled protocol: {int(short.max())} users have fewer than 99 unseen items and are "
+                    "ranked against all of them.</p>")
     return (
         "<html><head><meta charset='utf-8'><style>body{font-family:sans-serif}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"

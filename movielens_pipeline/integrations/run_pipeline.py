@@ -1,0 +1,108 @@
+"""Run the training pipeline the way `make run` does: one run at a time, runs a killed process
+left behind marked failed first, and on failure a short account of the cause as the last lines.
+
+    python -m movielens_pipeline.integrations.run_pipeline --config zenml_config.yaml
+
+`zenml pipeline run pipelines.training.training_pipeline -c CONFIG` runs the same pipeline
+without these extras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+ABANDONED = "the process running it ended without reporting (killed?); marked failed by the next run"
+
+
+@contextmanager
+def exclusive_run_lock():
+    """Held for the whole run: while another run holds it, this one refuses to start."""
+    from zenml.config.global_config import GlobalConfiguration
+
+    path = Path(GlobalConfiguration().config_directory) / "movielens-pipeline-run.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"another run of the pipeline is in progress (lock {path}); wait for it to end") from None
+        yield
+
+
+def mark_abandoned_runs() -> list[str]:
+    """ZenML runs and steps still "running" and MLflow runs still RUNNING, while no run holds the
+    lock, belong to a process that died: mark them failed. Returns the ZenML run names."""
+    import mlflow
+    from zenml.client import Client
+    from zenml.enums import ExecutionStatus
+    from zenml.models import PipelineRunUpdate, StepRunUpdate
+
+    client = Client()
+    marked = []
+    for status in (ExecutionStatus.RUNNING, ExecutionStatus.INITIALIZING):
+        for run in client.list_pipeline_runs(status=status, size=1000).items:
+            for step in run.steps.values():
+                if step.status in (ExecutionStatus.RUNNING, ExecutionStatus.INITIALIZING):
+                    client.zen_store.update_run_step(step.id, StepRunUpdate(status=ExecutionStatus.FAILED))
+            client.zen_store.update_run(run.id, PipelineRunUpdate(status=ExecutionStatus.FAILED, status_reason=ABANDONED))
+            marked.append(run.name)
+    tracker = client.active_stack.experiment_tracker
+    if tracker is not None:
+        mlflow_client = mlflow.MlflowClient(tracker.get_tracking_uri())
+        experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
+        for stale in mlflow_client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'"):
+            mlflow_client.set_tag(stale.info.run_id, "failure", ABANDONED)
+            mlflow_client.set_terminated(stale.info.run_id, status="FAILED")
+    return marked
+
+
+def exception_text(traceback: str) -> str:
+    """The exception's own message at the end of a traceback (without the stack frames)."""
+    lines = traceback.rstrip().splitlines()
+    frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
+    start = frames[-1] + 1 if frames else 0
+    while start < len(lines) and lines[start].startswith("    "):
+        start += 1
+    return "\n".join(lines[start:]).strip()
+
+
+def failure_summary(run) -> str:
+    """Which step failed, why, and where its report is: what a person reads first."""
+    lines = [f"\nRun {run.name} FAILED."]
+    for name, step in run.steps.items():
+        if str(step.status) != "failed":
+            continue
+        info = step.exception_info
+        lines.append(f"Step {name} failed: {exception_text(info.traceback) if info else 'no exception recorded'}")
+        if name == "validate_data":
+            lines.append("Report: the ZenML artifact 'failed_validation_report' of this run (HTML, also in the "
+                         "MLflow run of validate_data under data_validation/report.html).")
+    lines.append("Nothing was registered. Full logs: zenml pipeline runs logs " + str(run.id))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="zenml_config.yaml")
+    args = parser.parse_args()
+    from zenml.client import Client
+
+    from pipelines.training import training_pipeline
+
+    with exclusive_run_lock():
+        for name in mark_abandoned_runs():
+            print(f"Marked run {name} failed: {ABANDONED}")
+        try:
+            training_pipeline.with_options(config_path=args.config)()
+        except Exception:
+            print(failure_summary(Client().get_pipeline("training_pipeline").last_run), file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
