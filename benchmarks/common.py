@@ -44,7 +44,7 @@ def timed(train, *args, **kwargs):
 
 def test_figures(score, dataset: SequenceDataset, with_rank_seconds: bool = False) -> dict:
     """Test HR/NDCG@10 by full ranking; optionally the wall time of ranking every item for every user."""
-    (ranks, _), rank_seconds = timed(
+    (ranks, *_), rank_seconds = timed(
         full_ranking, score, dataset.user_indices, dataset.test_inputs(), dataset.test_targets(), dataset.num_items
     )
     metrics = metrics_from_ranks(ranks)

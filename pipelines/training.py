@@ -26,12 +26,13 @@ def training_pipeline(
     registered_model_name: str = "movielens-recommender",
     pretrain: bool = True,
     compare_without_pretraining: bool = True,
+    warm_start: bool = False,
 ):
     """Train, evaluate and register every model on the configured data.
 
     ``pretrain=False`` skips S3Rec's pretraining: finetuning then starts from scratch (the
-    SASRec-style ablation) or, with ``warm_start_from`` set on the step, from the registered
-    model's weights. ``compare_without_pretraining`` also trains that ablation beside the
+    SASRec-style ablation) or, with ``warm_start``, from the registered model's weights (S3Rec
+    and LRML both continue from the champion's architecture-mates; load_champion says which). ``compare_without_pretraining`` also trains that ablation beside the
     pretrained model, so every run shows what pretraining buys.
     """
     champion = load_champion(registered_model_name)
@@ -41,13 +42,14 @@ def training_pipeline(
     sequence_dataset, _, _ = build_dataset(interactions, items, item_attributes, after="validate_data")
 
     pretrained = s3rec_pretrain(sequence_dataset) if pretrain else None
-    s3rec_model = s3rec_finetune(sequence_dataset, pretrained)
+    warm_start_champion = champion if warm_start else None
+    s3rec_model = s3rec_finetune(sequence_dataset, pretrained, warm_start_champion=warm_start_champion)
     sasrec_model = None
     if pretrain and compare_without_pretraining:
         sasrec_model = s3rec_finetune(
             sequence_dataset, None, model_name="sasrec_no_pretraining", id="sasrec_finetune"
         )
-    lrml_model = lrml_train(sequence_dataset)
+    lrml_model = lrml_train(sequence_dataset, warm_start_champion=warm_start_champion)
 
     metrics, per_user, _, _ = evaluate(sequence_dataset, s3rec_model, lrml_model, sasrec_model)
     register(

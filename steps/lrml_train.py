@@ -23,22 +23,23 @@ def lrml_train(
     sequence_dataset: SequenceDataset,
     model: LRMLHyperparameters = LRMLHyperparameters(),
     train: LRMLTrainConfig = LRMLTrainConfig(),
-    warm_start_from: Optional[str] = None,
+    warm_start_champion: Optional[dict] = None,
     device: str = "auto",
 ) -> Annotated[TrainedModel, "lrml_model"]:
     """LRML metric learning on the training part of each user's sequence (implicit feedback).
 
-    ``warm_start_from``: a registered model name; when it holds an LRML model (the champion
-    first), training continues from its weights, tables grown for new users and items.
+    ``warm_start_champion`` (load_champion's record, passed when the run warm-starts): training
+    continues from the registry's LRML model, the champion first; tables grown for new users
+    and items.
     """
     torch_device = pick_device(device)
     model_config = pairwise.lrml_config(sequence_dataset, model)
     mlflow.log_params(flat_params("model", model_config) | flat_params("train", train))
     initial = None
-    if warm_start_from:
+    if warm_start_champion is not None:
         seed_everything(train.seed)
         fresh = lrml_model.LRML(model_config)
-        initial = warm_start_from_registry(warm_start_from, "lrml", fresh, sequence_dataset)
+        initial = warm_start_from_registry(warm_start_champion, "lrml", fresh, sequence_dataset)
     checkpoints = training_checkpoints(
         "lrml_train", model_config, train, sequence_dataset.fingerprint(),
         initial.weights_fingerprint() if initial else None,

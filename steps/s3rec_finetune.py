@@ -25,23 +25,23 @@ def s3rec_finetune(
     model: S3RecHyperparameters = S3RecHyperparameters(),
     finetuning: FinetuneConfig = FinetuneConfig(),
     model_name: str = "s3rec",
-    warm_start_from: Optional[str] = None,
+    warm_start_champion: Optional[dict] = None,
     device: str = "auto",
 ) -> Annotated[TrainedModel, "s3rec_model"]:
     """Next-item finetuning with a causal mask, from the pretrained encoder when given one.
 
-    ``warm_start_from``: a registered model name; when it holds a model of this architecture
-    (the champion first), finetuning continues from its weights instead, tables grown for new
-    users and items.
+    ``warm_start_champion`` (load_champion's record, passed when the run warm-starts): training
+    continues from the registry's model of this architecture, the champion first, instead;
+    tables grown for new users and items.
     """
     torch_device = pick_device(device)
     model_config = s3rec.s3rec_config(sequence_dataset, model)
     mlflow.log_params(flat_params("model", model_config) | flat_params("finetune", finetuning))
     mlflow.log_param("pretrained", pretrained is not None)
     initial = pretrained
-    if warm_start_from:
+    if warm_start_champion is not None:
         fresh = s3rec_model.S3Rec(model_config)
-        initial = warm_start_from_registry(warm_start_from, model_name, fresh, sequence_dataset) or pretrained
+        initial = warm_start_from_registry(warm_start_champion, model_name, fresh, sequence_dataset) or pretrained
     checkpoints = training_checkpoints(
         f"{model_name}_finetune", model_config, finetuning, sequence_dataset.fingerprint(),
         initial.weights_fingerprint() if initial else None,

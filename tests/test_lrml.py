@@ -67,9 +67,9 @@ def planted_dataset(
 
 
 def ndcg_on_test_split(score, dataset: SequenceDataset) -> float:
-    ranks, _ = full_ranking(
+    ranks = full_ranking(
         score, dataset.user_indices, dataset.test_inputs(), dataset.test_targets(), dataset.num_items
-    )
+    ).ranks
     return metrics_from_ranks(ranks)["ndcg_at_10"]
 
 

@@ -8,7 +8,9 @@ from movielens_pipeline.evaluation.metrics import (
     metrics_from_ranks,
     pessimistic_ranks,
     sample_unseen_items,
-    sampled_ranks,
+    full_ranking,
+    rows_per_batch,
+    validation_users,
 )
 
 
@@ -41,8 +43,9 @@ def test_a_model_that_scores_nan_gets_no_hits():
     assert (ranks == 5).all()  # behind every one of the 5 items
     assert metrics_from_ranks(ranks, ks=(5,))["hit_at_5"] == 0.0
     nan_scores = lambda users, histories: torch.full((len(users), 6), float("nan"))  # noqa: E731
-    sampled = sampled_ranks(nan_scores, np.array([1]), [np.array([1])], np.array([2]), np.array([[3, 4, 0]]))
-    assert sampled.tolist() == [2]  # both real negatives tie with the target and count; padding never does
+    ranking = full_ranking(nan_scores, np.array([1]), [np.array([1])], np.array([2]), 5, negatives=np.array([[3, 4, 0]]))
+    assert ranking.sampled_ranks.tolist() == [2]  # both real negatives tie with the target; padding never counts
+    assert ranking.ranks.tolist() == [5]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -70,3 +73,37 @@ def test_sampled_negatives_are_uniform_over_the_unseen_items():
     assert hits[:11].sum() == 0
     expected = 400 * 5 / 20
     assert np.abs(hits[11:] - expected).max() < 0.35 * expected  # 20 items, each drawn ~100 times
+
+
+def test_batches_follow_the_memory_budget_and_give_the_same_ranks():
+    assert rows_per_batch(84_000, memory_mb=512) < rows_per_batch(1_349, memory_mb=512) == 512
+    assert rows_per_batch(84_000, memory_mb=512) * 84_001 * 13 <= 512 * 2**20
+    rng = np.random.default_rng(0)
+    table = torch.from_numpy(rng.random((40, 31))).float()
+    score = lambda users, histories: table[users]  # noqa: E731
+    histories = [rng.choice(np.arange(1, 31), 5, replace=False) for _ in range(40)]
+    targets = rng.integers(1, 31, 40)
+    negatives, _ = sample_unseen_items(histories, 30, n=10)
+    one = full_ranking(score, np.arange(40), histories, targets, 30, batch_size=40, top_k=3, negatives=negatives)
+    many = full_ranking(score, np.arange(40), histories, targets, 30, batch_size=7, top_k=3, negatives=negatives)
+    for first, second in zip(one, many):
+        np.testing.assert_array_equal(first, second)
+
+
+def test_validation_uses_every_user_or_a_fixed_sample():
+    assert validation_users(500, 1000).tolist() == list(range(500))
+    sample = validation_users(100_000, 1000)
+    assert len(sample) == 1000 == len(set(sample.tolist())) and (np.diff(sample) > 0).all()
+    np.testing.assert_array_equal(sample, validation_users(100_000, 1000))
+
+
+def test_the_bootstrap_in_chunks_matches_one_draw_when_it_fits(monkeypatch):
+    from movielens_pipeline.evaluation import protocols
+
+    rng = np.random.default_rng(0)
+    first, second = rng.random(300), rng.random(300)
+    whole = protocols.paired_bootstrap(first, second, samples=500)
+    monkeypatch.setattr(protocols, "BOOTSTRAP_INDICES_AT_ONCE", 300 * 7)  # 7 resamples at a time
+    chunked = protocols.paired_bootstrap(first, second, samples=500)
+    assert chunked["mean_difference"] == whole["mean_difference"]
+    assert abs(chunked["ci_low"] - whole["ci_low"]) < 0.02 and abs(chunked["ci_high"] - whole["ci_high"]) < 0.02

@@ -31,14 +31,12 @@ def replay(zenml_stack, tmp_path_factory):
     broken = week2.head(20).assign(rating=11.0)
     config = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
     config["parameters"] = {
-        "registered_model_name": MODEL, "pretrain": False, "compare_without_pretraining": False,
+        "registered_model_name": MODEL, "pretrain": False, "compare_without_pretraining": False, "warm_start": True,
     }  # fmt: skip
     steps = config["steps"]
     steps["ingest_ratings"]["parameters"].update(until_timestamp=cut, drops_dir=str(drops_dir))
     # A cut by time leaves some users with a single rating; k-core filtering drops them later.
     steps["validate_data"] = {"parameters": {"min_interactions_per_user": 1}}
-    steps["s3rec_finetune"]["parameters"]["warm_start_from"] = MODEL
-    steps["lrml_train"] = {"parameters": {**steps["lrml_train"]["parameters"], "warm_start_from": MODEL}}
     for unused in ("s3rec_pretrain", "sasrec_finetune"):
         steps.pop(unused)
     config_path = folder / "replay.yaml"

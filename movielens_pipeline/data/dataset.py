@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import IO, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -121,3 +121,35 @@ def pad_left(sequences: Sequence[np.ndarray], length: int) -> torch.Tensor:
         tail = np.asarray(sequence, dtype=np.int64)[-length:]
         rows[row, length - len(tail) :] = tail
     return torch.from_numpy(rows)
+
+
+DATASET_TABLES = ("user_map", "item_map", "sequences", "attribute_vocab", "item_attributes")
+# open_file(name, mode) -> a binary or text file object, wherever the dataset is stored.
+OpenFile = Callable[[str, str], IO]
+
+
+def write_dataset(data: SequenceDataset, open_file: OpenFile) -> None:
+    """One Parquet file per table plus ``stats.json``."""
+    import json
+
+    for name in DATASET_TABLES:
+        with open_file(f"{name}.parquet", "wb") as f:
+            getattr(data, name).to_parquet(f, index=False)
+    with open_file("stats.json", "w") as f:
+        json.dump(data.stats, f, indent=2)
+
+
+def read_dataset(open_file: OpenFile) -> SequenceDataset:
+    import json
+
+    import pyarrow.parquet as pq
+
+    tables = {}
+    for name in DATASET_TABLES:
+        with open_file(f"{name}.parquet", "rb") as f:
+            tables[name] = pq.read_table(f).to_pandas()
+    with open_file("stats.json", "r") as f:
+        stats = json.load(f)
+    for column in ("items", "timestamps"):
+        tables["sequences"][column] = tables["sequences"][column].map(list)
+    return SequenceDataset(**tables, stats=stats)

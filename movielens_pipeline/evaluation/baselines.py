@@ -94,19 +94,25 @@ def fit_ease(dataset: SequenceDataset, l2: float = 300.0, memory_mb: float = 204
 
 
 def ease_score_fn(model: EaseModel) -> ScoreFn:
-    """Scores from the history handed in; items EASE does not cover score -inf."""
+    """Scores from the history handed in: the sum of the weight rows of its covered items (a
+    sparse product, so a score row costs history length x covered items); items EASE does not
+    cover score -inf."""
     column = torch.full((model.num_items + 1,), -1, dtype=torch.long)
     column[model.items] = torch.arange(len(model.items))
 
     def scores(user_indices: torch.Tensor, histories) -> torch.Tensor:
-        rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
-        items = torch.as_tensor(np.concatenate(histories) if len(rows) else np.zeros(0, dtype=np.int64))
-        cols = column[items.long()]
+        rows = torch.as_tensor(np.repeat(np.arange(len(histories)), [len(h) for h in histories]))
+        items = torch.as_tensor(np.concatenate(histories) if len(rows) else np.zeros(0, dtype=np.int64)).long()
+        cols = column[items]
         covered = cols >= 0
-        history_rows = torch.zeros(len(histories), len(model.items))
-        history_rows[torch.as_tensor(rows)[covered], cols[covered]] = 1.0
+        history_rows = torch.sparse_coo_tensor(
+            torch.stack([rows[covered], cols[covered]]), torch.ones(int(covered.sum())),
+            (len(histories), len(model.items)),
+        ).coalesce()
+        history_rows = torch.sparse_coo_tensor(history_rows.indices(), torch.ones_like(history_rows.values()),
+                                               history_rows.shape)  # an item seen twice counts once
         out = torch.full((len(histories), model.num_items + 1), float("-inf"))
-        out[:, model.items] = history_rows @ model.weights
+        out[:, model.items] = torch.sparse.mm(history_rows, model.weights)
         return out
 
     return scores

@@ -8,7 +8,7 @@ target ranks ahead of it). Secondary protocol: the target against 99 sampled uns
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -75,6 +75,22 @@ def per_user_metric(ranks: np.ndarray, metric: str) -> np.ndarray:
     raise ValueError(f"unknown metric {metric!r}")
 
 
+class Ranking(NamedTuple):
+    ranks: np.ndarray  # pessimistic 0-based rank of each target over all items
+    top_items: np.ndarray | None  # [U, top_k] best unseen items, when asked for
+    sampled_ranks: np.ndarray | None  # rank among the target and its sampled negatives, when given
+
+
+# Bytes one score row costs per item while ranking: the scores, a masked copy, the exclusion
+# mask and top-k's working copy.
+RANKING_BYTES_PER_SCORE = 13
+
+
+def rows_per_batch(num_items: int, memory_mb: float = 512, most: int = 512) -> int:
+    """How many users to score at once so one batch's score matrices stay within ``memory_mb``."""
+    return int(max(1, min(most, memory_mb * 2**20 // ((num_items + 1) * RANKING_BYTES_PER_SCORE))))
+
+
 @torch.no_grad()
 def full_ranking(
     score_fn: ScoreFn,
@@ -83,44 +99,74 @@ def full_ranking(
     targets: np.ndarray,
     num_items: int,
     exclude_seen: bool = True,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     device="cpu",
     top_k: int = 0,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Pessimistic 0-based rank of each user's target over all items, batched.
+    negatives: np.ndarray | None = None,
+) -> Ranking:
+    """Each user's target ranked over all items, scoring every user once, in batches.
 
-    With ``top_k`` > 0 also returns each user's top-k recommended items [U, top_k] (for
-    catalogue coverage), under the same exclusions.
+    With ``top_k`` > 0 also each user's top-k recommended items (for catalogue coverage), under
+    the same exclusions; with ``negatives`` [U, n] (0 = padding) also the target's rank among
+    them (the sampled protocol), from the same scores. ``batch_size`` defaults to what fits 512 MB.
     """
-    ranks, top_items = [], []
+    batch_size = batch_size or rows_per_batch(num_items)
+    ranks, top_items, sampled = [], [], []
     for start in range(0, len(targets), batch_size):
         stop = start + batch_size
         batch_hist = histories[start:stop]
         users = torch.as_tensor(user_indices[start:stop], dtype=torch.long, device=device)
         scores = score_fn(users, batch_hist)[:, : num_items + 1].float()
         tgt = torch.as_tensor(targets[start:stop], dtype=torch.long, device=scores.device)
+        if negatives is not None:
+            neg = torch.as_tensor(negatives[start:stop], dtype=torch.long, device=scores.device)
+            sampled.append(_sampled_ranks(scores, tgt, neg).cpu().numpy())
         exclude = seen_mask(batch_hist, num_items, scores.device) if exclude_seen else None
         ranks.append(pessimistic_ranks(scores, tgt, exclude).cpu().numpy())
         if top_k:
-            candidates = scores.clone()
+            candidates = torch.nan_to_num(scores, nan=float("-inf"))
             candidates[:, 0] = float("-inf")
             if exclude is not None:
                 candidates.masked_fill_(exclude, float("-inf"))
             top_items.append(candidates.topk(top_k, dim=1).indices.cpu().numpy())
     empty = np.zeros(0, dtype=np.int64)
-    return (
+    return Ranking(
         np.concatenate(ranks) if ranks else empty,
         np.concatenate(top_items) if top_items else None,
+        (np.concatenate(sampled) if sampled else empty) if negatives is not None else None,
     )
 
 
-def validation_metrics(score_fn: ScoreFn, dataset, batch_size: int = 512, device="cpu") -> dict[str, float]:
-    """Metrics@K on a SequenceDataset's validation targets (full ranking, training items excluded)."""
-    ranks, _ = full_ranking(
-        score_fn, dataset.user_indices, dataset.valid_inputs(), dataset.valid_targets(), dataset.num_items,
-        batch_size=batch_size, device=device,
-    )  # fmt: skip
-    return metrics_from_ranks(ranks)
+def _sampled_ranks(scores: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+    """Pessimistic rank of each target among its sampled negatives (papers' protocol); negative
+    0 is padding and never counts; NaN is the worst score."""
+    scores = torch.nan_to_num(scores, nan=float("-inf"))
+    outranks = (scores.gather(1, negatives) >= scores.gather(1, targets[:, None])) & (negatives != 0)
+    return outranks.sum(dim=1)
+
+
+def validation_users(num_users: int, most: int | None, seed: int = 0) -> np.ndarray:
+    """Positions of the users per-epoch validation ranks: all of them, or a fixed seeded sample
+    of ``most`` (sorted), so validation costs the same every epoch whatever the data's size."""
+    if not most or num_users <= most:
+        return np.arange(num_users)
+    return np.sort(np.random.default_rng(seed).choice(num_users, size=most, replace=False))
+
+
+def validator(score_fn: ScoreFn, dataset, batch_size: int | None = None, device="cpu",
+              most_users: int | None = None) -> Callable[[], dict[str, float]]:
+    """Per-epoch validation: Metrics@K on the validation targets (full ranking, training items
+    excluded) of every user, or of a fixed sample of ``most_users``; the inputs are built once."""
+    users = validation_users(dataset.num_users, most_users)
+    inputs = dataset.valid_inputs()
+    inputs, targets, user_indices = [inputs[u] for u in users], dataset.valid_targets()[users], dataset.user_indices[users]
+
+    def validate() -> dict[str, float]:
+        ranking = full_ranking(score_fn, user_indices, inputs, targets, dataset.num_items,
+                               batch_size=batch_size, device=device)  # fmt: skip
+        return metrics_from_ranks(ranking.ranks)
+
+    return validate
 
 
 def sample_unseen_items(
@@ -170,28 +216,3 @@ def sample_unseen_items(
         out[user, filled[user] : filled[user] + len(extra)] = extra
         filled[user] += len(extra)
     return out, filled
-
-
-@torch.no_grad()
-def sampled_ranks(
-    score_fn: ScoreFn,
-    user_indices: np.ndarray,
-    histories: Sequence[np.ndarray],
-    targets: np.ndarray,
-    negatives: np.ndarray,
-    batch_size: int = 512,
-    device="cpu",
-) -> np.ndarray:
-    """Pessimistic rank of each target among itself and its sampled negatives (papers' protocol);
-    negative 0 is padding and never outranks the target."""
-    ranks = []
-    for start in range(0, len(targets), batch_size):
-        stop = start + batch_size
-        users = torch.as_tensor(user_indices[start:stop], dtype=torch.long, device=device)
-        scores = score_fn(users, histories[start:stop]).float()
-        tgt = torch.as_tensor(targets[start:stop], dtype=torch.long, device=scores.device)
-        neg = torch.as_tensor(negatives[start:stop], dtype=torch.long, device=scores.device)
-        scores = torch.nan_to_num(scores, nan=float("-inf"))
-        outranks = (scores.gather(1, neg) >= scores.gather(1, tgt[:, None])) & (neg != 0)
-        ranks.append(outranks.sum(dim=1).cpu().numpy())
-    return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)

@@ -19,7 +19,6 @@ from movielens_pipeline.evaluation.metrics import (
     metrics_from_ranks,
     per_user_metric,
     sample_unseen_items,
-    sampled_ranks,
 )
 
 PROTOCOLS = ("full", "sampled")
@@ -87,23 +86,31 @@ def evaluate_model(
     device="cpu",
 ) -> ModelEvaluation:
     inputs = split_inputs(dataset, split)
-    full_ranks, top_items = full_ranking(
+    ranking = full_ranking(
         score_fn, inputs.users, inputs.histories, inputs.targets, dataset.num_items,
-        device=device, top_k=10,
+        device=device, top_k=10, negatives=negatives,
     )  # fmt: skip
-    sampled = sampled_ranks(score_fn, inputs.users, inputs.histories, inputs.targets, negatives, device=device)
-    coverage = len(np.unique(top_items)) / dataset.num_items
+    coverage = len(np.unique(ranking.top_items)) / dataset.num_items
     short = int((negative_counts < negatives.shape[1]).sum())
-    return ModelEvaluation(name, split, {"full": full_ranks, "sampled": sampled}, coverage, short)
+    return ModelEvaluation(name, split, {"full": ranking.ranks, "sampled": ranking.sampled_ranks}, coverage, short)
+
+
+# Resampled indices held at once by the bootstrap (int64: 160 MB), whatever the number of users.
+BOOTSTRAP_INDICES_AT_ONCE = 20_000_000
 
 
 def paired_bootstrap(
     first: np.ndarray, second: np.ndarray, samples: int = 2000, seed: int = 0, level: float = 0.95
 ) -> dict[str, float]:
-    """Mean per-user difference first - second with a percentile CI over resampled users."""
+    """Mean per-user difference first - second with a percentile CI over resampled users,
+    drawing the resamples in chunks so memory stays bounded at any number of users."""
     diff = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
     rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(samples, len(diff)))].mean(axis=1)
+    chunk = max(1, BOOTSTRAP_INDICES_AT_ONCE // max(len(diff), 1))
+    means = np.concatenate([
+        diff[rng.integers(0, len(diff), size=(min(chunk, samples - start), len(diff)))].mean(axis=1)
+        for start in range(0, samples, chunk)
+    ])  # fmt: skip
     low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return {
         "mean_difference": float(diff.mean()),

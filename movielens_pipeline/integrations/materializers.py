@@ -9,13 +9,12 @@ import tempfile
 from typing import Any, ClassVar
 
 import pandas as pd
-import pyarrow.parquet as pq
 from zenml.enums import ArtifactType
 from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 from zenml.materializers.pandas_materializer import PandasMaterializer
 
-from movielens_pipeline.data.dataset import SequenceDataset
+from movielens_pipeline.data.dataset import SequenceDataset, read_dataset, write_dataset
 from movielens_pipeline.training.trained_model import (
     META_FILE,
     WEIGHTS_FILE,
@@ -24,7 +23,6 @@ from movielens_pipeline.training.trained_model import (
     save_trained_model,
 )
 
-DATASET_TABLES = ("user_map", "item_map", "sequences", "attribute_vocab", "item_attributes")
 
 
 class HashedDataFrameMaterializer(PandasMaterializer):
@@ -47,24 +45,14 @@ class SequenceDatasetMaterializer(BaseMaterializer):
     ASSOCIATED_TYPES: ClassVar[tuple] = (SequenceDataset,)
     ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
 
+    def _open(self, name: str, mode: str):
+        return self.artifact_store.open(os.path.join(self.uri, name), mode)
+
     def load(self, data_type: type[Any]) -> SequenceDataset:
-        tables = {}
-        for name in DATASET_TABLES:
-            with self.artifact_store.open(os.path.join(self.uri, f"{name}.parquet"), "rb") as f:
-                tables[name] = pq.read_table(f).to_pandas()
-        with self.artifact_store.open(os.path.join(self.uri, "stats.json"), "r") as f:
-            stats = json.load(f)
-        for column in ("items", "timestamps"):
-            tables["sequences"][column] = tables["sequences"][column].map(list)
-        return SequenceDataset(**tables, stats=stats)
+        return read_dataset(self._open)
 
     def save(self, data: SequenceDataset) -> None:
-        for name in DATASET_TABLES:
-            frame: pd.DataFrame = getattr(data, name)
-            with self.artifact_store.open(os.path.join(self.uri, f"{name}.parquet"), "wb") as f:
-                frame.to_parquet(f, index=False)
-        with self.artifact_store.open(os.path.join(self.uri, "stats.json"), "w") as f:
-            json.dump(data.stats, f, indent=2)
+        write_dataset(data, self._open)
 
     def extract_metadata(self, data: SequenceDataset) -> dict[str, Any]:
         return {k: v for k, v in data.stats.items() if not isinstance(v, dict)} | {

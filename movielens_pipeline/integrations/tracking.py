@@ -132,15 +132,15 @@ def log_trained_run(trained: TrainedModel, name: str, device: str, data_fingerpr
     return trained
 
 
-def warm_start_from_registry(registered_model_name: str, architecture: str, model, dataset) -> TrainedModel | None:
-    """Initial weights from the registry's model of this architecture (the champion first), with
+def warm_start_from_registry(champion: dict, architecture: str, model, dataset) -> TrainedModel | None:
+    """Initial weights from the registry's model of this architecture (``champion`` first), with
     what was carried over logged as params; None (a cold start) when it has none."""
     from movielens_pipeline.serving.registry import previous_model
     from movielens_pipeline.training.warm_start import warm_start
 
-    initial, carried = warm_start(previous_model(registered_model_name, architecture), model, dataset)
+    initial, carried = warm_start(previous_model(champion, architecture), model, dataset)
     if initial is None:
-        print(f"warm start: no {architecture} model in {registered_model_name} yet, starting cold")
+        print(f"warm start: no {architecture} model in {champion['registered_model']} yet, starting cold")
     mlflow.log_params({f"warm_start.{k}": v for k, v in carried.items()})
     return initial
 

@@ -58,15 +58,20 @@ def parse_user_id(value, row: int) -> int | None:
     raise _invalid(f"row {row}: user_id must be an integer id between 0 and {LARGEST_ID}, got {value!r}")
 
 
-def parse_history(value, row: int) -> list[int]:
-    """A request's history as a list of ints; anything else is a 400."""
-    history = [] if value is None else list(value)
+def parse_history(value, row: int) -> np.ndarray:
+    """A request's history as int64 item ids; anything else is a 400."""
+    history = np.asarray([] if value is None else value)
+    if history.ndim != 1:
+        raise _invalid(f"row {row}: history must be a list of integer item ids, got {value!r}")
     if len(history) > MAX_HISTORY:
         raise _invalid(f"row {row}: history holds {len(history)} items; the limit is MAX_HISTORY = {MAX_HISTORY}")
-    for item in history:
-        if isinstance(item, (bool, np.bool_, str)) or not float(item).is_integer():
-            raise _invalid(f"row {row}: history must hold integer item ids, got {item!r}")
-    return [int(item) for item in history]
+    if history.dtype.kind in "iu" or len(history) == 0:
+        return history.astype(np.int64)
+    if history.dtype.kind == "f" and np.isfinite(history).all() and (history == np.floor(history)).all():
+        return history.astype(np.int64)
+    bad = next((item for item in value if isinstance(item, (bool, np.bool_, str)) or not float(item).is_integer()),
+               value)  # fmt: skip
+    raise _invalid(f"row {row}: history must hold integer item ids, got {bad!r}")
 
 
 class RecommenderModel(mlflow.pyfunc.PythonModel):
@@ -74,7 +79,9 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         self.recommender = load_recommender(load_trained_model(context.artifacts["model"]))
         items = pd.read_parquet(context.artifacts["item_map"]).sort_values("item_idx")
         users = pd.read_parquet(context.artifacts["user_map"])
-        self.item_index = dict(zip(items["item_id"].tolist(), items["item_idx"].tolist()))
+        by_id = items.sort_values("item_id")
+        self.sorted_item_ids = by_id["item_id"].to_numpy(dtype=np.int64)
+        self.sorted_item_idx = by_id["item_idx"].to_numpy(dtype=np.int64)
         self.user_index = dict(zip(users["user_id"].tolist(), users["user_idx"].tolist()))
         self.num_items = len(items)
         # Position i holds item index i; index 0 is padding.
@@ -108,10 +115,7 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         raw_users = model_input["user_id"] if "user_id" in model_input.columns else [None] * len(model_input)
         user_ids = [parse_user_id(value, row) for row, value in enumerate(raw_users)]
         users = np.array([self.user_index.get(u, 0) if u is not None else 0 for u in user_ids], dtype=np.int64)
-        sent = [
-            np.array([self.item_index[i] for i in parse_history(h, row) if i in self.item_index], dtype=np.int64)
-            for row, h in enumerate(model_input["history"])
-        ]
+        sent = self._known_items([parse_history(h, row) for row, h in enumerate(model_input["history"])])
         stored = [self.known_items.get(int(u), np.zeros(0, dtype=np.int64)) for u in users]
         # A known user who sends nothing is answered from what the model knows of them.
         histories = [h if len(h) or not u else s for h, u, s in zip(sent, users, stored)]
@@ -139,6 +143,14 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
                     "fallback": "" if usable[start + offset] else "popularity",
                 })  # fmt: skip
         return pd.DataFrame(answers)
+
+    def _known_items(self, histories: list[np.ndarray]) -> list[np.ndarray]:
+        """Each history's item ids as item indices, unknown ids left out (one lookup for all rows)."""
+        flat = np.concatenate(histories) if histories else np.zeros(0, dtype=np.int64)
+        where = np.searchsorted(self.sorted_item_ids, flat).clip(max=max(len(self.sorted_item_ids) - 1, 0))
+        indices = np.where(self.sorted_item_ids[where] == flat, self.sorted_item_idx[where], 0)
+        rows = np.split(indices, np.cumsum([len(h) for h in histories])[:-1])
+        return [row[row > 0] for row in rows]
 
     def _scores(self, users: np.ndarray, histories: list[np.ndarray], usable: np.ndarray) -> torch.Tensor:
         """[rows, num_items + 1] scores: the model's, one forward pass for the usable rows;

@@ -153,8 +153,8 @@ class RegisteredRecommender:
 
 def per_user_test_metric(score_fn: ScoreFn, dataset: SequenceDataset, metric: str) -> np.ndarray:
     inputs = split_inputs(dataset, "test")
-    ranks, _ = full_ranking(score_fn, inputs.users, inputs.histories, inputs.targets, dataset.num_items)
-    return per_user_metric(ranks, metric)
+    ranking = full_ranking(score_fn, inputs.users, inputs.histories, inputs.targets, dataset.num_items)
+    return per_user_metric(ranking.ranks, metric)
 
 
 class ChampionUnavailableError(RuntimeError):
@@ -314,17 +314,19 @@ def register_run(
                        "bootstrap": stats}  # fmt: skip
 
 
-def previous_model(name: str, architecture: str) -> RegisteredRecommender | None:
-    """The model a warm start continues from: the champion when it has this architecture, else
-    the newest registered version that does; None when the registry has none."""
+def previous_model(champion: dict, architecture: str) -> RegisteredRecommender | None:
+    """The model a warm start continues from: the champion ``load_champion`` recorded when it
+    has this architecture, else the newest registered version that does; None when none does."""
+    name = champion["registered_model"]
+    if champion.get("version") is not None and champion.get("architecture") == architecture:
+        return RegisteredRecommender.download(f"models:/{name}/{champion['version']}")
     client = mlflow.MlflowClient()
     try:
-        champion = client.get_model_version_by_alias(name, "champion")
-        if champion.tags.get("architecture") == architecture:
-            return RegisteredRecommender.download(f"models:/{name}/{champion.version}")
         versions = client.search_model_versions(f"name = '{name}'")
-    except mlflow.exceptions.MlflowException:
-        return None
+    except mlflow.exceptions.MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
     same = [v for v in versions if v.tags.get("architecture") == architecture]
     if not same:
         return None

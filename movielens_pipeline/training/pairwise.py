@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from movielens_pipeline.data.dataset import SequenceDataset
-from movielens_pipeline.evaluation.metrics import validation_metrics
+from movielens_pipeline.evaluation.metrics import validator
 from movielens_pipeline.evaluation.scorers import user_score_fn
 from movielens_pipeline.models.bpr import BPRMF, BPRConfig
 from movielens_pipeline.models.lrml import LRML, LRMLConfig
@@ -50,6 +50,8 @@ class PairwiseTrainConfig(StepParameters):
     patience: int = 8  # epochs without a better validation NDCG@10 before stopping
     seed: int = 42
     eval_batch_size: int = 512
+    # Users ranked after every epoch: a fixed seeded sample of this many (all when fewer).
+    validation_users: int = 10_000
 
 
 class LRMLTrainConfig(PairwiseTrainConfig):
@@ -144,7 +146,7 @@ def fit_pairwise(
     result = fit(
         kind, model, task, LoopSettings(cfg.epochs, cfg.batch_size, cfg.patience, rows_name="pairs"),
         OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.lr), generator, device,
-        validate=lambda: validation_metrics(score, dataset, cfg.eval_batch_size, device),
+        validate=validator(score, dataset, cfg.eval_batch_size, device, cfg.validation_users),
         log_fn=log_fn, checkpoints=checkpoints,
     )  # fmt: skip
     return TrainedModel(

@@ -19,7 +19,7 @@ import torch
 from pydantic import model_validator
 
 from movielens_pipeline.data.dataset import SequenceDataset
-from movielens_pipeline.evaluation.metrics import validation_metrics
+from movielens_pipeline.evaluation.metrics import validator
 from movielens_pipeline.evaluation.scorers import s3rec_score_fn
 from movielens_pipeline.models.s3rec import FINETUNE_LOSSES, S3Rec, S3RecConfig
 from movielens_pipeline.parameters import StepParameters, hyperparameters_of
@@ -84,6 +84,8 @@ class FinetuneConfig(StepParameters):
     # Rows: every max_len-item window of each training sequence (True) or only its most recent.
     all_windows: bool = True
     eval_batch_size: int = 512
+    # Users ranked after every epoch: a fixed seeded sample of this many (all when fewer).
+    validation_users: int = 10_000
     seed: int = 42
 
     @model_validator(mode="after")
@@ -244,7 +246,7 @@ def finetune(
         f"{name} finetune", model, task,
         LoopSettings(cfg.epochs, cfg.batch_size, cfg.patience, rows_name="sequences"),
         _adam(model, cfg.lr), generator, device,
-        validate=lambda: validation_metrics(score, dataset, cfg.eval_batch_size, device),
+        validate=validator(score, dataset, cfg.eval_batch_size, device, cfg.validation_users),
         log_fn=log_fn, checkpoints=checkpoints,
     )  # fmt: skip
     best = result.history[result.best_epoch - 1]
