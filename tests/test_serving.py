@@ -108,7 +108,8 @@ def test_cold_user_and_empty_history_get_flagged_popularity(server):
         ([{"user_id": 1.5, "history": [1, 2]}], None, "row 0: user_id must be an integer id"),
         ([{"history": [1]}, {"user_id": 1e30, "history": [1, 2]}], None, "row 1: user_id must be an integer id"),
         ([{"user_id": "seven", "history": [1]}], None, "'seven'"),
-        ([{"user_id": 1, "history": [1.5]}], None, "history"),  # refused by the signature (array of long)
+        ([{"user_id": 1, "history": [1.5]}], None, "row 0: history must hold integer item ids, got 1.5"),
+        ([{"user_id": 1, "history": [1, "x"]}], None, "row 0: history must hold integer item ids, got 'x'"),
         ([{"history": [1]}] * 10_001, None, "the limit is MAX_ROWS = 10000"),
         ([{"history": list(range(1, 10_002))}], None, "the limit is MAX_HISTORY = 10000"),
     ],

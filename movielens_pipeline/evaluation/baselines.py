@@ -59,6 +59,13 @@ class EaseModel:
                 "the other items get no EASE score and rank last for it")
 
 
+def _csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
+    """A float64 CSR matrix of ones at (rows, cols), which must be sorted by row."""
+    crow = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=shape[0]))])
+    return torch.sparse_csr_tensor(torch.as_tensor(crow), torch.as_tensor(cols), torch.ones(len(cols), dtype=torch.float64),
+                                   size=shape)  # fmt: skip
+
+
 def fit_ease(dataset: SequenceDataset, l2: float = 300.0, memory_mb: float = 2048) -> EaseModel:
     """EASE (Steck, WWW 2019) on the training parts: B = I - P diag(1 / diag(P)) with
     P = (X^T X + l2 I)^-1, X the binary users x items matrix, built sparse.
@@ -78,13 +85,13 @@ def fit_ease(dataset: SequenceDataset, l2: float = 300.0, memory_mb: float = 204
     sequences = dataset.train_sequences()
     users = np.repeat(np.arange(len(sequences)), [len(s) for s in sequences])
     cols = column[np.concatenate(sequences)] if len(users) else np.zeros(0, dtype=np.int64)
-    keep = cols >= 0
-    x = torch.sparse_coo_tensor(
-        torch.as_tensor(np.stack([users[keep], cols[keep]])), torch.ones(int(keep.sum()), dtype=torch.float64),
-        (len(sequences), len(items)),
-    ).coalesce()
-    x = torch.sparse_coo_tensor(x.indices(), torch.ones_like(x.values()), x.shape)  # repeats count once
-    gram = torch.sparse.mm(x.t(), x).to_dense()
+    # Distinct (user, item) pairs of covered items; X^T X as a sparse product (cost: the sum
+    # over users of their history length squared), densified once.
+    keys = np.unique(users[cols >= 0] * len(items) + cols[cols >= 0])
+    x = _csr(keys // len(items), keys % len(items), (len(sequences), len(items)))
+    by_item = np.lexsort((keys // len(items), keys % len(items)))
+    x_t = _csr(keys[by_item] % len(items), keys[by_item] // len(items), (len(items), len(sequences)))
+    gram = (x_t @ x).to_dense()
     gram.diagonal().add_(l2)
     precision = torch.linalg.inv(gram)
     del gram
@@ -95,24 +102,24 @@ def fit_ease(dataset: SequenceDataset, l2: float = 300.0, memory_mb: float = 204
 
 def ease_score_fn(model: EaseModel) -> ScoreFn:
     """Scores from the history handed in: the sum of the weight rows of its covered items (a
-    sparse product, so a score row costs history length x covered items); items EASE does not
-    cover score -inf."""
-    column = torch.full((model.num_items + 1,), -1, dtype=torch.long)
-    column[model.items] = torch.arange(len(model.items))
+    sparse CSR product, so a score row costs about history length x covered items, not covered
+    items squared); items EASE does not cover score -inf."""
+    column = np.full(model.num_items + 1, -1, dtype=np.int64)
+    column[model.items.numpy()] = np.arange(len(model.items))
+    width = len(model.items)
 
     def scores(user_indices: torch.Tensor, histories) -> torch.Tensor:
-        rows = torch.as_tensor(np.repeat(np.arange(len(histories)), [len(h) for h in histories]))
-        items = torch.as_tensor(np.concatenate(histories) if len(rows) else np.zeros(0, dtype=np.int64)).long()
-        cols = column[items]
-        covered = cols >= 0
-        history_rows = torch.sparse_coo_tensor(
-            torch.stack([rows[covered], cols[covered]]), torch.ones(int(covered.sum())),
-            (len(histories), len(model.items)),
-        ).coalesce()
-        history_rows = torch.sparse_coo_tensor(history_rows.indices(), torch.ones_like(history_rows.values()),
-                                               history_rows.shape)  # an item seen twice counts once
+        rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+        cols = column[np.concatenate(histories)] if len(rows) else np.zeros(0, dtype=np.int64)
+        # Covered items, each once per history, grouped by row.
+        keys = np.unique(rows[cols >= 0] * width + cols[cols >= 0])
+        counts = np.bincount(keys // width, minlength=len(histories))
+        history_rows = torch.sparse_csr_tensor(
+            torch.as_tensor(np.concatenate([[0], np.cumsum(counts)])), torch.as_tensor(keys % width),
+            torch.ones(len(keys)), size=(len(histories), width),
+        )  # fmt: skip
         out = torch.full((len(histories), model.num_items + 1), float("-inf"))
-        out[:, model.items] = torch.sparse.mm(history_rows, model.weights)
+        out[:, model.items] = history_rows @ model.weights
         return out
 
     return scores
