@@ -98,9 +98,11 @@ def stage_evaluate(work: Path, model: str) -> dict:
 
     dataset = read_dataset(_open_in(work / "dataset"))
     loaded = time.perf_counter()
-    if model in ("popularity", "ease"):
-        score_fns, notes = baselines.baseline_score_fns(dataset, 300.0)
-        score_fn, note = score_fns[model], notes.get(model, "")
+    if model == "popularity":
+        score_fn, note = baselines.popularity_score_fn(dataset), ""
+    elif model == "ease":
+        ease = baselines.fit_ease(dataset)
+        score_fn, note = baselines.ease_score_fn(ease), ease.note()
     else:
         score_fn, note = scorers.load_recommender(_untrained(model, dataset)).score_fn, ""
     evaluations = protocols.evaluate_models({model: score_fn}, dataset)
@@ -196,7 +198,7 @@ def main() -> None:
                       f"{row[f'evaluate {model}']['peak_rss_mb']:>8.0f} MB", flush=True)  # fmt: skip
             row["register + serve"] = in_fresh_process(stage_register_and_serve, work)
             print(f"{size:>11,} register + serve      {row['register + serve']}", flush=True)
-        results[str(size)] = row
+        results[str(size)] = results.get(str(size), {}) | row
         common.write_report({"sizes": results} | common.environment(started), RESULTS)
     chart(results)
 
