@@ -120,7 +120,8 @@ def stage_register_and_serve(work: Path) -> dict:
 
     dataset = read_dataset(_open_in(work / "dataset"))
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
-    mlflow.set_experiment("scale")
+    # Artifacts in the work folder too, not in ./mlruns of whatever folder the benchmark ran from.
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("scale", (work / "artifacts").as_uri()))
     started = time.perf_counter()
     with mlflow.start_run():
         uri = log_pyfunc(_untrained("s3rec", dataset), dataset, "s3rec")

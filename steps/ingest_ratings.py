@@ -33,7 +33,7 @@ def ingest_ratings(
         if not outcome.accepted:
             print(f"Rejected rating drop {outcome.name}: {outcome.reason}")
             save_artifact(HTMLString(outcome.report_html or outcome.reason), "rejected_drop_report")
-    log_metadata(metadata=ingested.summary(source.as_dict()))
+    log_metadata(metadata=ingested.summary())
     data = ingested.raw
     return data.interactions, data.items, data.item_attributes, ingested.input_fingerprint
 

@@ -13,9 +13,9 @@ from movielens_pipeline.evaluation.baselines import (
     ease_item_budget,
     ease_score_fn,
     fit_ease,
-    interaction_matrix,
     popularity_score_fn,
 )
+from movielens_pipeline.evaluation.metrics import seen_mask
 from movielens_pipeline.evaluation.scorers import trained_module, user_score_fn
 from movielens_pipeline.training.pairwise import (
     BPRHyperparameters,
@@ -42,7 +42,7 @@ def test_ease_solves_its_constrained_least_squares():
     model = fit_ease(dataset, l2=l2)
     assert model.items.tolist() == list(range(1, dataset.num_items + 1))  # every item fits the budget
     b = model.weights.double()
-    x = interaction_matrix(dataset.train_sequences(), dataset.num_items).double()[:, 1:]
+    x = seen_mask(dataset.train_sequences(), dataset.num_items).double()[:, 1:]  # column 0 is padding
     gram = x.T @ x
     gradient = (gram + l2 * torch.eye(len(gram), dtype=torch.float64)) @ b - gram
     off_diagonal = gradient - torch.diag(gradient.diagonal())

@@ -91,14 +91,15 @@ class Ingested:
     """What a run reads: the source's tables plus accepted drops, each drop's outcome, and the
     fingerprint that identifies exactly these inputs."""
 
+    source: dict
     raw: RawData
     drops: list[DropOutcome]
     input_fingerprint: str
 
-    def summary(self, source: dict) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
         interactions = self.raw.interactions
         return {
-            "source": {k: str(v) for k, v in source.items()},
+            "source": {k: str(v) for k, v in self.source.items()},
             "input_fingerprint": self.input_fingerprint,
             "drops": {o.name: {"sha256": o.sha256, "rows": o.rows, "accepted": o.accepted} for o in self.drops},
             "interactions": len(interactions),
@@ -116,4 +117,4 @@ def ingest(base: RawData, source: dict, drops_dir: str | Path | None, until_time
     if drops_dir:
         base, outcomes = apply_drops(base, drops_dir)
     fingerprint = input_fingerprint(source, {"until_timestamp": until_timestamp}, outcomes)
-    return Ingested(base, outcomes, fingerprint)
+    return Ingested(source, base, outcomes, fingerprint)

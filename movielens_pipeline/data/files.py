@@ -92,13 +92,19 @@ def read_table_file(files: DatasetFiles, name: str, *, delimiter: str, types: Ma
         except pa.ArrowInvalid as error:
             arrow_error = error
         else:
-            frame = table.to_pandas()
-            frame.index = pd.RangeIndex(first_line, first_line + len(frame), name=f"{name} line")
-            return frame[frame.notna().any(axis=1)]  # blank lines carry nothing
+            return with_line_numbers(table.to_pandas(), f"{name} line", first_line, skip_blank=True)
     with files.open(name) as stream:
         raise SourceError(explain_unreadable(stream, name, delimiter=delimiter, names=names, types=types,
                                              encoding=encoding, quoted=quoted, first_line=first_line,
                                              arrow_error=arrow_error))  # fmt: skip
+
+
+def with_line_numbers(frame: pd.DataFrame, label: str, first: int, skip_blank: bool = False) -> pd.DataFrame:
+    """``frame`` indexed by each row's line (or row) number in its file, the index named ``label``
+    ("ratings.csv line"), so every later message about a row points at it. ``skip_blank`` drops
+    rows that are entirely empty (blank lines of a text file carry nothing)."""
+    frame.index = pd.RangeIndex(first, first + len(frame), name=label)
+    return frame[frame.notna().any(axis=1)] if skip_blank else frame
 
 
 def read_header(stream: IO[bytes], label: str, delimiter: str, encoding: str, quoted: bool = False) -> list[str]:
@@ -198,9 +204,7 @@ def read_double_colon_file(files: DatasetFiles, name: str, types: Mapping[str, p
                 if problem:
                     raise SourceError(f"{name} line {number}, column {column}: {text!r} {problem}") from None
             raise SourceError(f"{name}: {error}") from None
-    frame = pa.table(columns).to_pandas()
-    frame.index = pd.RangeIndex(1, len(frame) + 1, name=f"{name} line")
-    return frame
+    return with_line_numbers(pa.table(columns).to_pandas(), f"{name} line", 1)
 
 
 def require_columns(label: str, present: Sequence[str], required: Sequence[str] | Mapping[str, Any]) -> None:

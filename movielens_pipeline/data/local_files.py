@@ -20,6 +20,7 @@ from movielens_pipeline.data.files import (
     read_header,
     read_table_file,
     require_columns,
+    with_line_numbers,
 )
 from movielens_pipeline.data.raw import RawData, SourceError
 
@@ -81,8 +82,7 @@ def load_ratings_file(
     if file.suffix.lower() in {".parquet", ".pq"}:
         available = pq.read_schema(file).names
         require_columns(file.name, available, wanted)
-        table = pq.read_table(file, columns=wanted).to_pandas()
-        table.index = pd.RangeIndex(1, len(table) + 1, name=f"{file.name} row")
+        table = with_line_numbers(pq.read_table(file, columns=wanted).to_pandas(), f"{file.name} row", 1)
     else:
         table = _read_ratings_csv(file, wanted, delimiter)
     rating = table[roles["rating"]] if "rating" in roles else pd.Series(np.nan, index=table.index)
@@ -115,8 +115,7 @@ def _read_ratings_csv(file, wanted: list[str], delimiter: str) -> pd.DataFrame:
                 raise SourceError(explain_unreadable(stream, file.name, delimiter=delimiter, names=header, types={},
                                                      encoding="utf8", quoted=True, first_line=2,
                                                      arrow_error=error)) from None  # fmt: skip
-    table.index = pd.RangeIndex(2, len(table) + 2, name=f"{file.name} line")
-    return table[table.notna().any(axis=1)]
+    return with_line_numbers(table, f"{file.name} line", 2, skip_blank=True)
 
 
 def _as_unix_seconds(values: pd.Series, column: str) -> pd.Series:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from movielens_pipeline.data.dataset import SequenceDataset
-from movielens_pipeline.evaluation.metrics import ScoreFn, seen_mask
+from movielens_pipeline.evaluation.metrics import ScoreFn
 
 
 def popularity_score_fn(dataset: SequenceDataset) -> ScoreFn:
@@ -28,11 +28,6 @@ def popularity_score_fn(dataset: SequenceDataset) -> ScoreFn:
 
 
 # --- EASE (Steck, WWW 2019) -------------------------------------------------------------------
-
-
-def interaction_matrix(histories, num_items: int) -> torch.Tensor:
-    """Binary [len(histories), num_items + 1] float matrix of the items in each history."""
-    return seen_mask(histories, num_items).float()
 
 
 # EASE holds three dense items x items float64 matrices while it fits (Gram, inverse, weights).

@@ -69,10 +69,11 @@ def evaluate_models(
 ) -> list[ModelEvaluation]:
     """Every scorer on the validation and the test split, same users, both protocols."""
     negatives, counts = sampled_negatives(dataset, seed=negatives_seed)
+    splits = {split: split_inputs(dataset, split) for split in ("valid", "test")}
     return [
-        evaluate_model(name, score_fn, dataset, split, negatives, counts, device)
+        evaluate_model(name, score_fn, dataset, split, inputs, negatives, counts, device)
         for name, score_fn in scorers.items()
-        for split in ("valid", "test")
+        for split, inputs in splits.items()
     ]
 
 
@@ -81,11 +82,11 @@ def evaluate_model(
     score_fn: ScoreFn,
     dataset: SequenceDataset,
     split: str,
+    inputs: SplitInputs,
     negatives: np.ndarray,
     negative_counts: np.ndarray,
     device="cpu",
 ) -> ModelEvaluation:
-    inputs = split_inputs(dataset, split)
     ranking = full_ranking(
         score_fn, inputs.users, inputs.histories, inputs.targets, dataset.num_items,
         device=device, top_k=10, negatives=negatives,

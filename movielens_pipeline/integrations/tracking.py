@@ -73,8 +73,11 @@ def experiment_tracker_name() -> str | None:
     return tracker.name if tracker else None
 
 
-def log_trained_model(trained: TrainedModel, name: str, device: str, data_fingerprint: str) -> None:
-    """Summary figures, device, data identity, loss curves and the best weights of a training run."""
+def log_trained_run(trained: TrainedModel, name: str, device: str, data_fingerprint: str) -> TrainedModel:
+    """Name the model and link it to this MLflow run; log its summary figures, device, data
+    identity, loss curves and best weights."""
+    trained.summary["name"] = name
+    trained.summary["mlflow_run_id"] = mlflow.active_run().info.run_id
     mlflow.set_tags({"model": name, "device": device, "data_fingerprint": data_fingerprint})
     mlflow.log_metrics(
         {f"{name}_{k}": float(v) for k, v in trained.summary.items() if isinstance(v, (int, float))}
@@ -83,6 +86,7 @@ def log_trained_model(trained: TrainedModel, name: str, device: str, data_finger
     with tempfile.TemporaryDirectory() as tmp:
         save_trained_model(trained, tmp)
         mlflow.log_artifacts(tmp, artifact_path=f"{name}_weights")
+    return trained
 
 
 def git_commit() -> str:
@@ -122,14 +126,6 @@ def log_evaluation(table: pd.DataFrame, run_ids: dict[str, str], report_html: st
     mlflow.log_text(report_html, "evaluation/report.html")
     mlflow.log_image(png_to_image(chart_png), "evaluation/comparison.png")
     mlflow.log_dict(comparison, "evaluation/best_vs_runner_up.json")
-
-
-def log_trained_run(trained: TrainedModel, name: str, device: str, data_fingerprint: str) -> TrainedModel:
-    """Name the model, link it to this MLflow run, and log its figures, curves and weights."""
-    trained.summary["name"] = name
-    trained.summary["mlflow_run_id"] = mlflow.active_run().info.run_id
-    log_trained_model(trained, name, device, data_fingerprint)
-    return trained
 
 
 def warm_start_from_registry(champion: dict, architecture: str, model, dataset) -> TrainedModel | None:
