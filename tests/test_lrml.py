@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -48,22 +47,7 @@ def planted_dataset(
         num_off = rng.binomial(sequence_length, off_cluster_share)
         picks = np.concatenate([own[: sequence_length - num_off], rng.choice(others, num_off, replace=False)])
         sequences.append(rng.permutation(picks).tolist())
-    num_users = len(sequences)
-    return SequenceDataset(
-        user_map=pd.DataFrame({"user_idx": np.arange(1, num_users + 1), "user_id": np.arange(num_users)}),
-        item_map=pd.DataFrame(
-            {"item_idx": np.arange(1, num_items + 1), "item_id": np.arange(num_items), "title": ""}
-        ),
-        sequences=pd.DataFrame(
-            {
-                "user_idx": np.arange(1, num_users + 1),
-                "items": sequences,
-                "timestamps": [list(range(len(s))) for s in sequences],
-            }
-        ),
-        attribute_vocab=pd.DataFrame({"attr_idx": [], "attribute_type": [], "value": []}),
-        item_attributes=pd.DataFrame({"item_idx": [], "attr_idx": []}),
-    )
+    return SequenceDataset.from_sequences(sequences, num_items)
 
 
 def ndcg_on_test_split(score, dataset: SequenceDataset) -> float:

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from movielens_pipeline.data.ragged import Ragged
 from movielens_pipeline.evaluation.metrics import (
+    RANK_CAP,
     metrics_from_ranks,
     pessimistic_ranks,
     sample_unseen_items,
@@ -23,25 +25,31 @@ def reference_rank(scores: list[float], target: int, excluded: set[int]) -> int:
     return sum(1 for i in others if not np.isnan(scores[i]) and scores[i] >= scores[target])
 
 
-def test_pessimistic_ranks_match_a_plain_count_with_ties_exclusions_and_nan():
+@pytest.mark.parametrize("max_items", [12, 60])
+def test_pessimistic_ranks_match_a_plain_count_with_ties_exclusions_and_nan(max_items):
+    """Up to RANK_CAP the rank is exact; from there on it is stored as RANK_CAP."""
     rng = np.random.default_rng(0)
     for _ in range(200):
-        num_items = int(rng.integers(2, 12))
-        scores = rng.integers(0, 4, size=num_items + 1).astype(float)  # many ties
+        num_items = int(rng.integers(2, max_items))
+        scores = rng.integers(0, 4 + num_items // 4, size=num_items + 1).astype(float)  # many ties
         scores[rng.random(num_items + 1) < 0.15] = np.nan
         target = int(rng.integers(1, num_items + 1))
-        excluded = {int(i) for i in rng.integers(1, num_items + 1, size=3)} - {target}
-        mask = torch.zeros(1, num_items + 1, dtype=torch.bool)
-        mask[0, list(excluded)] = True
-        got = pessimistic_ranks(torch.from_numpy(scores[None]), torch.tensor([target]), mask).item()
-        assert got == reference_rank(list(scores), target, excluded), (scores, target, excluded)
+        excluded = rng.integers(1, num_items + 1, size=5)
+        expected = reference_rank(list(scores), target, set(excluded.tolist()) - {target})
+        got, top = pessimistic_ranks(torch.tensor(scores[None]), torch.tensor([target]),
+                                     Ragged.from_rows([excluded]), top_k=3)  # fmt: skip
+        assert got.item() == min(expected, RANK_CAP), (scores, target, excluded)
+        allowed = sum(1 for i in range(1, num_items + 1)
+                      if not np.isnan(scores[i]) and (i == target or i not in excluded))  # fmt: skip
+        best = top[0, : min(3, allowed)].tolist()  # past that only excluded or NaN items are left
+        assert not set(best) & (set(excluded.tolist()) - {target}) and 0 not in best
 
 
 def test_a_model_that_scores_nan_gets_no_hits():
     scores = torch.full((3, 6), float("nan"))
-    ranks = pessimistic_ranks(scores, torch.tensor([1, 2, 3]), None).numpy()
-    assert (ranks == 5).all()  # behind every one of the 5 items
-    assert metrics_from_ranks(ranks, ks=(5,))["hit_at_5"] == 0.0
+    ranks, _ = pessimistic_ranks(scores, torch.tensor([1, 2, 3]), None)
+    assert (ranks.numpy() == 5).all()  # behind every one of the 5 items
+    assert metrics_from_ranks(ranks.numpy(), ks=(5,))["hit_at_5"] == 0.0
     nan_scores = lambda users, histories: torch.full((len(users), 6), float("nan"))  # noqa: E731
     ranking = full_ranking(nan_scores, np.array([1]), [np.array([1])], np.array([2]), 5, negatives=np.array([[3, 4, 0]]))
     assert ranking.sampled_ranks.tolist() == [2]  # both real negatives tie with the target; padding never counts

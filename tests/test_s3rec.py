@@ -39,21 +39,11 @@ def one_torch_thread():
 
 
 def make_dataset(sequences: list[list[int]], num_items: int, genres: dict[int, list[str]]) -> SequenceDataset:
-    users = np.arange(1, len(sequences) + 1)
     values = sorted({g for item_genres in genres.values() for g in item_genres})
     attr_idx = {value: i + 1 for i, value in enumerate(values)}
-    return SequenceDataset(
-        user_map=pd.DataFrame({"user_idx": users, "user_id": users}),
-        item_map=pd.DataFrame(
-            {"item_idx": np.arange(1, num_items + 1), "item_id": np.arange(1, num_items + 1), "title": ""}
-        ),
-        sequences=pd.DataFrame(
-            {
-                "user_idx": users,
-                "items": [list(s) for s in sequences],
-                "timestamps": [list(range(len(s))) for s in sequences],
-            }
-        ),
+    return SequenceDataset.from_sequences(
+        sequences,
+        num_items,
         attribute_vocab=pd.DataFrame(
             {"attr_idx": np.arange(1, len(values) + 1), "attribute_type": "genre", "value": values}
         ),

@@ -92,20 +92,12 @@ def build_sequence_dataset(
         }
     )
 
-    indexed = frame.assign(
-        user_idx=np.searchsorted(user_ids, frame["user_id"].to_numpy()) + 1,
-        item_idx=np.searchsorted(item_ids, frame["item_id"].to_numpy()) + 1,
-    )
+    user_idx = np.searchsorted(user_ids, frame["user_id"].to_numpy()) + 1
+    item_idx = np.searchsorted(item_ids, frame["item_id"].to_numpy()) + 1
+    timestamps = frame["timestamp"].to_numpy(dtype=np.int64)
     # Ties in time keep the source order (a stable sort), so the split is reproducible.
-    indexed = indexed.sort_values(["user_idx", "timestamp"], kind="stable")
-    grouped = indexed.groupby("user_idx", sort=True)
-    sequences = pd.DataFrame(
-        {
-            "user_idx": grouped.size().index.to_numpy(),
-            "items": grouped["item_idx"].agg(list).to_numpy(),
-            "timestamps": grouped["timestamp"].agg(list).to_numpy(),
-        }
-    )
+    order = np.lexsort((timestamps, user_idx))
+    lengths = np.bincount(user_idx, minlength=len(user_ids) + 1)[1:]
 
     attributes = item_attributes[item_attributes["item_id"].isin(item_ids)]
     if config.attribute_types is not None:
@@ -129,7 +121,6 @@ def build_sequence_dataset(
         .reset_index(drop=True)
     )
 
-    lengths = sequences["items"].map(len)
     stats = {
         "num_users": int(len(user_map)),
         "num_items": int(len(item_map)),
@@ -140,7 +131,7 @@ def build_sequence_dataset(
         },
         "density": float(len(frame) / (len(user_map) * len(item_map))),
         "sequence_length_mean": float(lengths.mean()),
-        "sequence_length_median": float(lengths.median()),
+        "sequence_length_median": float(np.median(lengths)),
         "sequence_length_max": int(lengths.max()),
         "dropped_interactions": int(len(interactions) - len(frame)),
         "data_fingerprint": data_fingerprint(interactions),
@@ -148,7 +139,9 @@ def build_sequence_dataset(
     return SequenceDataset(
         user_map=user_map,
         item_map=item_map,
-        sequences=sequences,
+        items=item_idx[order].astype(np.int64),
+        timestamps=timestamps[order],
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         attribute_vocab=vocab,
         item_attributes=item_attribute_pairs,
         stats=stats,

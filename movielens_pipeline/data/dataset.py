@@ -5,11 +5,17 @@ Index conventions shared by all models:
 - attribute indices start at 1; index 0 is padding;
 - leave-one-out by time: the last item of a sequence is the test target, the one before it the
   validation target, everything earlier is training data.
+
+The sequences are flat: one item array and one timestamp array holding every user's
+interactions user after user, oldest first, and ``offsets`` where each user starts. Every
+accessor returns views of those arrays (``Ragged``), so memory is a few bytes per rating and no
+per-user Python object exists at any size.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import IO, Callable, Sequence
 
@@ -17,24 +23,44 @@ import numpy as np
 import pandas as pd
 import torch
 
+from movielens_pipeline.data.ragged import Ragged, as_ragged
+
 
 @dataclass
 class SequenceDataset:
-    """Tables of the built dataset (each one is stored as a Parquet file by its materializer).
+    """Tables of the built dataset (stored as Parquet files by its materializer).
 
-    - ``user_map``: user_idx, user_id
+    - ``user_map``: user_idx, user_id (user_idx i owns row i - 1 of the sequences)
     - ``item_map``: item_idx, item_id, title
-    - ``sequences``: user_idx, items (list of item_idx, oldest first), timestamps
+    - ``items`` / ``timestamps``: int64, every interaction, user after user, oldest first
+    - ``offsets``: int64 [num_users + 1], user_idx i's interactions are ``offsets[i-1]:offsets[i]``
     - ``attribute_vocab``: attr_idx, attribute_type, value
     - ``item_attributes``: item_idx, attr_idx (long form)
     """
 
     user_map: pd.DataFrame
     item_map: pd.DataFrame
-    sequences: pd.DataFrame
+    items: np.ndarray
+    timestamps: np.ndarray
+    offsets: np.ndarray
     attribute_vocab: pd.DataFrame
     item_attributes: pd.DataFrame
     stats: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_sequences(cls, sequences: Sequence[Sequence[int]], num_items: int, **tables) -> "SequenceDataset":
+        """A small dataset from per-user item lists (tests): ids equal indices, timestamps count up."""
+        flat = Ragged.from_rows(sequences)
+        users = np.arange(1, len(sequences) + 1)
+        items = np.arange(1, num_items + 1)
+        tables = {
+            "user_map": pd.DataFrame({"user_idx": users, "user_id": users}),
+            "item_map": pd.DataFrame({"item_idx": items, "item_id": items, "title": ""}),
+            "attribute_vocab": pd.DataFrame({"attr_idx": [], "attribute_type": [], "value": []}),
+            "item_attributes": pd.DataFrame({"item_idx": [], "attr_idx": []}),
+        } | tables
+        positions = np.arange(len(flat.values)) - np.repeat(flat.starts, flat.lengths)
+        return cls(items=flat.values, timestamps=positions, offsets=np.append(flat.starts, len(flat.values)), **tables)
 
     @property
     def num_users(self) -> int:
@@ -50,28 +76,28 @@ class SequenceDataset:
 
     @property
     def user_indices(self) -> np.ndarray:
-        return self.sequences["user_idx"].to_numpy(dtype=np.int64)
+        return np.arange(1, self.num_users + 1, dtype=np.int64)
 
-    def full_sequences(self) -> list[np.ndarray]:
-        return [np.asarray(s, dtype=np.int64) for s in self.sequences["items"]]
+    def full_sequences(self) -> Ragged:
+        return Ragged.from_offsets(self.items, self.offsets)
 
-    def train_sequences(self) -> list[np.ndarray]:
+    def train_sequences(self) -> Ragged:
         """Each user's sequence without its validation and test items."""
-        return [s[:-2] for s in self.full_sequences()]
+        return self.full_sequences().without_last(2)
 
-    def valid_inputs(self) -> list[np.ndarray]:
+    def valid_inputs(self) -> Ragged:
         """History visible when predicting the validation item (the training part)."""
         return self.train_sequences()
 
-    def test_inputs(self) -> list[np.ndarray]:
+    def test_inputs(self) -> Ragged:
         """History visible when predicting the test item (training part + validation item)."""
-        return [s[:-1] for s in self.full_sequences()]
+        return self.full_sequences().without_last(1)
 
     def valid_targets(self) -> np.ndarray:
-        return np.array([s[-2] for s in self.full_sequences()], dtype=np.int64)
+        return self.full_sequences().last(2)
 
     def test_targets(self) -> np.ndarray:
-        return np.array([s[-1] for s in self.full_sequences()], dtype=np.int64)
+        return self.full_sequences().last(1)
 
     def attribute_types(self) -> list[str]:
         return sorted(self.attribute_vocab["attribute_type"].unique().tolist())
@@ -100,48 +126,46 @@ class SequenceDataset:
         return index
 
     def fingerprint(self) -> str:
-        """Short content hash of the users' sequences (identifies the data a model saw)."""
-        digest = hashlib.sha256()
-        for user, seq in zip(self.user_indices, self.full_sequences()):
-            digest.update(np.int64(user).tobytes() + seq.tobytes())
-        return digest.hexdigest()[:16]
+        """Short content hash of the users' sequences (identifies the data a model saw): the
+        bytes of each user index followed by its items, user after user, as int64."""
+        stream = np.insert(self.items.astype(np.int64), self.offsets[:-1], self.user_indices)
+        return hashlib.sha256(stream.tobytes()).hexdigest()[:16]
 
     def item_popularity(self) -> np.ndarray:
         """Training-part interaction count of each item index (index 0 stays 0)."""
-        counts = np.zeros(self.num_items + 1, dtype=np.int64)
-        for seq in self.train_sequences():
-            np.add.at(counts, seq, 1)
-        return counts
+        return np.bincount(self.train_sequences().flat()[1], minlength=self.num_items + 1)
 
 
-def pad_left(sequences: Sequence[np.ndarray], length: int) -> torch.Tensor:
+def pad_left(sequences: Ragged | Sequence[np.ndarray], length: int) -> torch.Tensor:
     """[N, length] int64 rows holding each sequence's last ``length`` items, right-aligned."""
-    rows = np.zeros((len(sequences), length), dtype=np.int64)
-    for row, sequence in enumerate(sequences):
-        tail = np.asarray(sequence, dtype=np.int64)[-length:]
-        rows[row, length - len(tail) :] = tail
-    return torch.from_numpy(rows)
+    return torch.from_numpy(as_ragged(sequences).padded_left(length))
 
 
-DATASET_TABLES = ("user_map", "item_map", "sequences", "attribute_vocab", "item_attributes")
+DATASET_TABLES = ("user_map", "item_map", "attribute_vocab", "item_attributes")
+# The flat sequences are stored as one table: user_idx, item_idx, timestamp, in sequence order.
+INTERACTIONS_FILE = "interactions.parquet"
 # open_file(name, mode) -> a binary or text file object, wherever the dataset is stored.
 OpenFile = Callable[[str, str], IO]
 
 
 def write_dataset(data: SequenceDataset, open_file: OpenFile) -> None:
     """One Parquet file per table plus ``stats.json``."""
-    import json
-
     for name in DATASET_TABLES:
         with open_file(f"{name}.parquet", "wb") as f:
             getattr(data, name).to_parquet(f, index=False)
+    lengths = np.diff(data.offsets)
+    interactions = pd.DataFrame({
+        "user_idx": np.repeat(data.user_indices.astype(np.int32), lengths),
+        "item_idx": data.items.astype(np.int32),
+        "timestamp": data.timestamps.astype(np.int64),
+    })  # fmt: skip
+    with open_file(INTERACTIONS_FILE, "wb") as f:
+        interactions.to_parquet(f, index=False)
     with open_file("stats.json", "w") as f:
         json.dump(data.stats, f, indent=2)
 
 
 def read_dataset(open_file: OpenFile) -> SequenceDataset:
-    import json
-
     import pyarrow.parquet as pq
 
     tables = {}
@@ -150,6 +174,16 @@ def read_dataset(open_file: OpenFile) -> SequenceDataset:
             tables[name] = pq.read_table(f).to_pandas()
     with open_file("stats.json", "r") as f:
         stats = json.load(f)
-    for column in ("items", "timestamps"):
-        tables["sequences"][column] = tables["sequences"][column].map(list)
-    return SequenceDataset(**tables, stats=stats)
+    with open_file(INTERACTIONS_FILE, "rb") as f:
+        interactions = pq.read_table(f)
+    users = interactions["user_idx"].to_numpy()
+    if len(users) and (np.diff(users) < 0).any():
+        raise ValueError(f"{INTERACTIONS_FILE} is not ordered by user_idx: the dataset artifact is corrupt")
+    counts = np.bincount(users, minlength=len(tables["user_map"]) + 1)[1:]
+    return SequenceDataset(
+        **tables,
+        items=interactions["item_idx"].to_numpy().astype(np.int64),
+        timestamps=interactions["timestamp"].to_numpy().astype(np.int64),
+        offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        stats=stats,
+    )

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from movielens_pipeline.data.dataset import SequenceDataset
+from movielens_pipeline.data.ragged import Ragged, as_ragged
 from movielens_pipeline.evaluation.metrics import ScoreFn
 
 
@@ -22,7 +23,7 @@ def popularity_score_fn(dataset: SequenceDataset) -> ScoreFn:
     counts = torch.as_tensor(dataset.item_popularity(), dtype=torch.float32)
 
     def scores(user_indices: torch.Tensor, histories) -> torch.Tensor:
-        return counts.to(user_indices.device).expand(len(user_indices), -1)
+        return counts.to(user_indices.device).repeat(len(user_indices), 1)
 
     return scores
 
@@ -77,15 +78,14 @@ def fit_ease(dataset: SequenceDataset, l2: float = 300.0, memory_mb: float = 204
         items = np.sort(by_popularity[:budget])
     column = np.full(dataset.num_items + 1, -1, dtype=np.int64)
     column[items] = np.arange(len(items))
-    sequences = dataset.train_sequences()
-    users = np.repeat(np.arange(len(sequences)), [len(s) for s in sequences])
-    cols = column[np.concatenate(sequences)] if len(users) else np.zeros(0, dtype=np.int64)
+    users, cols = dataset.train_sequences().flat()
+    cols = column[cols]
     # Distinct (user, item) pairs of covered items; X^T X as a sparse product (cost: the sum
     # over users of their history length squared), densified once.
     keys = np.unique(users[cols >= 0] * len(items) + cols[cols >= 0])
-    x = _csr(keys // len(items), keys % len(items), (len(sequences), len(items)))
+    x = _csr(keys // len(items), keys % len(items), (dataset.num_users, len(items)))
     by_item = np.lexsort((keys // len(items), keys % len(items)))
-    x_t = _csr(keys[by_item] % len(items), keys[by_item] // len(items), (len(items), len(sequences)))
+    x_t = _csr(keys[by_item] % len(items), keys[by_item] // len(items), (len(items), dataset.num_users))
     gram = (x_t @ x).to_dense()
     gram.diagonal().add_(l2)
     precision = torch.linalg.inv(gram)
@@ -96,25 +96,25 @@ def fit_ease(dataset: SequenceDataset, l2: float = 300.0, memory_mb: float = 204
 
 
 def ease_score_fn(model: EaseModel) -> ScoreFn:
-    """Scores from the history handed in: the sum of the weight rows of its covered items (a
-    sparse CSR product, so a score row costs about history length x covered items, not covered
+    """Scores from the history handed in: the sum of the weight rows of its covered items (one
+    embedding-bag sum, so a score row costs about history length x covered items, not covered
     items squared); items EASE does not cover score -inf."""
     column = np.full(model.num_items + 1, -1, dtype=np.int64)
     column[model.items.numpy()] = np.arange(len(model.items))
     width = len(model.items)
 
-    def scores(user_indices: torch.Tensor, histories) -> torch.Tensor:
-        rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
-        cols = column[np.concatenate(histories)] if len(rows) else np.zeros(0, dtype=np.int64)
+    def scores(user_indices: torch.Tensor, histories: Ragged) -> torch.Tensor:
+        rows, cols = as_ragged(histories).flat()
+        cols = column[cols]
         # Covered items, each once per history, grouped by row.
         keys = np.unique(rows[cols >= 0] * width + cols[cols >= 0])
         counts = np.bincount(keys // width, minlength=len(histories))
-        history_rows = torch.sparse_csr_tensor(
-            torch.as_tensor(np.concatenate([[0], np.cumsum(counts)])), torch.as_tensor(keys % width),
-            torch.ones(len(keys)), size=(len(histories), width),
+        sums = torch.nn.functional.embedding_bag(
+            torch.as_tensor(keys % width), model.weights,
+            torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]])), mode="sum",
         )  # fmt: skip
         out = torch.full((len(histories), model.num_items + 1), float("-inf"))
-        out[:, model.items] = history_rows @ model.weights
+        out[:, model.items] = sums
         return out
 
     return scores

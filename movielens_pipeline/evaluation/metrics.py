@@ -13,38 +13,50 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 import torch
 
+from movielens_pipeline.data.ragged import Ragged, as_ragged
+
 KS = (5, 10, 20)
 
-# score_fn(user_indices [B], histories list of B arrays) -> scores [B, num_items + 1]
-ScoreFn = Callable[[torch.Tensor, Sequence[np.ndarray]], torch.Tensor]
+# score_fn(user_indices [B], histories: B rows) -> scores [B, num_items + 1], a fresh tensor
+# that the ranking may overwrite.
+ScoreFn = Callable[[torch.Tensor, Ragged], torch.Tensor]
+
+# No metric looks past rank 20 (the largest K), so ranks are counted exactly below it and every
+# rank from 20 on is stored as 20. That turns "count every item scored above the target" into one
+# top-k per row, the dearest part of ranking 200k users over 87k items.
+RANK_CAP = max(KS)
 
 
-def seen_mask(histories: Sequence[np.ndarray], num_items: int, device="cpu") -> torch.Tensor:
+def seen_mask(histories: Ragged | Sequence[np.ndarray], num_items: int, device="cpu") -> torch.Tensor:
     """Boolean [B, num_items + 1] mask of items in each history (column 0 always set)."""
+    histories = as_ragged(histories)
     mask = torch.zeros((len(histories), num_items + 1), dtype=torch.bool, device=device)
-    rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
-    cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if len(rows) else []
-    mask[torch.as_tensor(rows, device=device), torch.as_tensor(cols, dtype=torch.long, device=device)] = True
+    rows, cols = histories.flat()
+    mask[torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)] = True
     mask[:, 0] = True
     return mask
 
 
-def pessimistic_ranks(scores: torch.Tensor, targets: torch.Tensor, exclude: torch.Tensor | None) -> torch.Tensor:
-    """0-based rank of each target among all candidates; excluded items never outrank it.
+def pessimistic_ranks(scores: torch.Tensor, targets: torch.Tensor, exclude: Ragged | None = None,
+                      top_k: int = 0) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """0-based rank of each target among all items (capped at ``RANK_CAP``); excluded items never
+    outrank it; ties count against it. Also the ``top_k`` best unexcluded items of each row.
 
-    NaN is the worst score: a NaN item never outranks the target, and a target scored NaN
-    ranks behind every item (rank ``num_items``), so a broken model can never look good.
+    Overwrites ``scores``. NaN is the worst score: a NaN item never outranks the target, and a
+    target scored NaN ranks behind every item, so a broken model can never look good.
     """
-    nan_target = scores.gather(1, targets[:, None]).squeeze(1).isnan()
-    scores = torch.nan_to_num(scores.float(), nan=float("-inf"))
+    scores.nan_to_num_(nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
+    target_scores = scores.gather(1, targets[:, None])
     if exclude is not None:
-        target_scores = scores.gather(1, targets[:, None])
-        scores = scores.masked_fill(exclude, float("-inf"))
+        rows, cols = exclude.flat()
+        scores[torch.as_tensor(rows, device=scores.device), torch.as_tensor(cols, device=scores.device)] = float("-inf")
         scores.scatter_(1, targets[:, None], target_scores)
     scores[:, 0] = float("-inf")
-    target_scores = scores.gather(1, targets[:, None])
-    ranks = (scores >= target_scores).sum(dim=1) - 1
-    return ranks.masked_fill(nan_target, scores.shape[1] - 1)
+    top = scores.topk(min(max(top_k, RANK_CAP + 1), scores.shape[1]), dim=1)
+    # Everything scored at least the target's score is among the first `at_least` values unless
+    # they all are; then the rank is at least the cap.
+    at_least = (top.values >= target_scores).sum(dim=1)
+    return (at_least - 1).clamp(max=RANK_CAP), top.indices[:, :top_k]
 
 
 def metrics_from_ranks(ranks: np.ndarray, ks: Sequence[int] = KS) -> dict[str, float]:
@@ -76,17 +88,17 @@ def per_user_metric(ranks: np.ndarray, metric: str) -> np.ndarray:
 
 
 class Ranking(NamedTuple):
-    ranks: np.ndarray  # pessimistic 0-based rank of each target over all items
+    ranks: np.ndarray  # pessimistic 0-based rank of each target over all items, capped at RANK_CAP
     top_items: np.ndarray | None  # [U, top_k] best unseen items, when asked for
     sampled_ranks: np.ndarray | None  # rank among the target and its sampled negatives, when given
 
 
-# Bytes one score row costs per item while ranking: the scores, a masked copy, the exclusion
-# mask and top-k's working copy.
+# Bytes one score row costs per item while ranking: the model's scores, a float copy where the
+# model's columns need slicing, and top-k's working copy.
 RANKING_BYTES_PER_SCORE = 13
 
 
-def rows_per_batch(num_items: int, memory_mb: float = 512, most: int = 512) -> int:
+def rows_per_batch(num_items: int, memory_mb: float = 128, most: int = 512) -> int:
     """How many users to score at once so one batch's score matrices stay within ``memory_mb``."""
     return int(max(1, min(most, memory_mb * 2**20 // ((num_items + 1) * RANKING_BYTES_PER_SCORE))))
 
@@ -95,7 +107,7 @@ def rows_per_batch(num_items: int, memory_mb: float = 512, most: int = 512) -> i
 def full_ranking(
     score_fn: ScoreFn,
     user_indices: np.ndarray,
-    histories: Sequence[np.ndarray],
+    histories: Ragged | Sequence[np.ndarray],
     targets: np.ndarray,
     num_items: int,
     exclude_seen: bool = True,
@@ -108,31 +120,29 @@ def full_ranking(
 
     With ``top_k`` > 0 also each user's top-k recommended items (for catalogue coverage), under
     the same exclusions; with ``negatives`` [U, n] (0 = padding) also the target's rank among
-    them (the sampled protocol), from the same scores. ``batch_size`` defaults to what fits 512 MB.
+    them (the sampled protocol), from the same scores. ``batch_size`` defaults to what fits 128 MB
+    (smaller batches stay in cache: at 87k items 128 rows rank ~20% faster than 512).
     """
+    histories = as_ragged(histories)
     batch_size = batch_size or rows_per_batch(num_items)
     ranks, top_items, sampled = [], [], []
     for start in range(0, len(targets), batch_size):
         stop = start + batch_size
         batch_hist = histories[start:stop]
         users = torch.as_tensor(user_indices[start:stop], dtype=torch.long, device=device)
-        scores = score_fn(users, batch_hist)[:, : num_items + 1].float()
+        scores = score_fn(users, batch_hist)[:, : num_items + 1]
+        scores = scores if scores.dtype == torch.float32 else scores.float()
         tgt = torch.as_tensor(targets[start:stop], dtype=torch.long, device=scores.device)
         if negatives is not None:
             neg = torch.as_tensor(negatives[start:stop], dtype=torch.long, device=scores.device)
             sampled.append(_sampled_ranks(scores, tgt, neg).cpu().numpy())
-        exclude = seen_mask(batch_hist, num_items, scores.device) if exclude_seen else None
-        ranks.append(pessimistic_ranks(scores, tgt, exclude).cpu().numpy())
-        if top_k:
-            candidates = torch.nan_to_num(scores, nan=float("-inf"))
-            candidates[:, 0] = float("-inf")
-            if exclude is not None:
-                candidates.masked_fill_(exclude, float("-inf"))
-            top_items.append(candidates.topk(top_k, dim=1).indices.cpu().numpy())
+        batch_ranks, batch_top = pessimistic_ranks(scores, tgt, batch_hist if exclude_seen else None, top_k)
+        ranks.append(batch_ranks.cpu().numpy())
+        top_items.append(batch_top.cpu().numpy())
     empty = np.zeros(0, dtype=np.int64)
     return Ranking(
         np.concatenate(ranks) if ranks else empty,
-        np.concatenate(top_items) if top_items else None,
+        np.concatenate(top_items) if top_k and top_items else None,
         (np.concatenate(sampled) if sampled else empty) if negatives is not None else None,
     )
 
@@ -140,9 +150,9 @@ def full_ranking(
 def _sampled_ranks(scores: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
     """Pessimistic rank of each target among its sampled negatives (papers' protocol); negative
     0 is padding and never counts; NaN is the worst score."""
-    scores = torch.nan_to_num(scores, nan=float("-inf"))
-    outranks = (scores.gather(1, negatives) >= scores.gather(1, targets[:, None])) & (negatives != 0)
-    return outranks.sum(dim=1)
+    negative_scores = scores.gather(1, negatives).nan_to_num(nan=float("-inf"))
+    target_scores = scores.gather(1, targets[:, None]).nan_to_num(nan=float("-inf"))
+    return ((negative_scores >= target_scores) & (negatives != 0)).sum(dim=1)
 
 
 def validation_users(num_users: int, most: int | None, seed: int = 0) -> np.ndarray:
@@ -158,8 +168,7 @@ def validator(score_fn: ScoreFn, dataset, batch_size: int | None = None, device=
     """Per-epoch validation: Metrics@K on the validation targets (full ranking, training items
     excluded) of every user, or of a fixed sample of ``most_users``; the inputs are built once."""
     users = validation_users(dataset.num_users, most_users)
-    inputs = dataset.valid_inputs()
-    inputs, targets, user_indices = [inputs[u] for u in users], dataset.valid_targets()[users], dataset.user_indices[users]
+    inputs, targets, user_indices = dataset.valid_inputs()[users], dataset.valid_targets()[users], dataset.user_indices[users]
 
     def validate() -> dict[str, float]:
         ranking = full_ranking(score_fn, user_indices, inputs, targets, dataset.num_items,
@@ -170,7 +179,7 @@ def validator(score_fn: ScoreFn, dataset, batch_size: int | None = None, device=
 
 
 def sample_unseen_items(
-    forbidden: Sequence[np.ndarray], num_items: int, n: int = 99, seed: int = 0, rounds: int = 8
+    forbidden: Ragged | Sequence[np.ndarray], num_items: int, n: int = 99, seed: int = 0, rounds: int = 8
 ) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``n`` distinct items per user, uniform among the items not in that user's ``forbidden``.
 
@@ -180,11 +189,10 @@ def sample_unseen_items(
     allowed items are too rare to be hit are finished from the exact list, so it always ends.
     """
     rng = np.random.default_rng(seed)
+    forbidden = as_ragged(forbidden)
     users = len(forbidden)
     width = num_items + 1
-    lengths = np.fromiter((len(f) for f in forbidden), dtype=np.int64, count=users)
-    rows = np.repeat(np.arange(users, dtype=np.int64), lengths)
-    items = np.concatenate([np.asarray(f, dtype=np.int64) for f in forbidden]) if users else np.zeros(0, np.int64)
+    rows, items = forbidden.flat()
     keys = np.unique(rows[items > 0] * width + items[items > 0])
     wanted = np.minimum(n, num_items - np.bincount(keys // width, minlength=users))
     out = np.zeros((users, n), dtype=np.int64)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from movielens_pipeline.data.dataset import SequenceDataset
+from movielens_pipeline.data.ragged import Ragged
 from movielens_pipeline.evaluation.metrics import (
     KS,
     ScoreFn,
@@ -27,7 +28,7 @@ PROTOCOLS = ("full", "sampled")
 @dataclass
 class SplitInputs:
     users: np.ndarray
-    histories: list[np.ndarray]
+    histories: Ragged
     targets: np.ndarray
 
 
@@ -128,7 +129,7 @@ def results_table(evaluations: list[ModelEvaluation]) -> pd.DataFrame:
 
 
 def per_user_table(evaluations: list[ModelEvaluation], dataset: SequenceDataset) -> pd.DataFrame:
-    """Long table: user, model, split, protocol, rank (0-based), ndcg_at_10."""
+    """Long table: user, model, split, protocol, rank (0-based, capped at ``RANK_CAP``), ndcg_at_10."""
     frames = []
     for e in evaluations:
         for protocol, ranks in e.ranks.items():

@@ -24,7 +24,7 @@ import torch
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from movielens_pipeline.evaluation.metrics import seen_mask
+from movielens_pipeline.data.ragged import Ragged, join_rows
 from movielens_pipeline.evaluation.scorers import load_recommender
 from movielens_pipeline.training.trained_model import load_trained_model
 
@@ -90,9 +90,10 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         self.popularity = torch.as_tensor(
             np.concatenate([[0.0], items["popularity"].to_numpy(dtype=float)]), dtype=torch.float32
         )
-        self.known_items = {
-            int(u): np.asarray(h, dtype=np.int64) for u, h in zip(users["user_idx"], users["history"])
-        }
+        # Row u holds every item user index u rated, in sequence order; row 0 (no user) is empty.
+        rated = pd.read_parquet(context.artifacts["user_items"])
+        counts = np.bincount(rated["user_idx"].to_numpy(), minlength=len(users) + 1)
+        self.rated = Ragged.from_offsets(rated["item_idx"].to_numpy(), np.concatenate([[0], np.cumsum(counts)]))
 
     def _params(self, params: dict | None) -> tuple[int, bool]:
         params = params or {}
@@ -116,49 +117,55 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         user_ids = [parse_user_id(value, row) for row, value in enumerate(raw_users)]
         users = np.array([self.user_index.get(u, 0) if u is not None else 0 for u in user_ids], dtype=np.int64)
         sent = self._known_items([parse_history(h, row) for row, h in enumerate(model_input["history"])])
-        stored = [self.known_items.get(int(u), np.zeros(0, dtype=np.int64)) for u in users]
+        stored = self.rated[users]
         # A known user who sends nothing is answered from what the model knows of them.
-        histories = [h if len(h) or not u else s for h, u, s in zip(sent, users, stored)]
-        if self.recommender.uses_history:
-            usable = np.array([len(h) > 0 for h in histories], dtype=bool)
-        else:
-            usable = users > 0
-        answers = []
+        use_stored = (sent.lengths == 0) & (users > 0)
+        histories = join_rows([sent, Ragged(stored.values, stored.starts, np.where(use_stored, stored.ends, stored.starts))])
+        usable = histories.lengths > 0 if self.recommender.uses_history else users > 0
+        seen = join_rows([sent, stored]) if exclude_seen else None
+        ids, titles, values = [], [], []
         for start in range(0, len(users), BATCH_ROWS):
             rows = slice(start, start + BATCH_ROWS)
             scores = self._scores(users[rows], histories[rows], usable[rows])
-            if exclude_seen:
-                seen = [np.concatenate([h, s]) for h, s in zip(sent[rows], stored[rows])]
-                scores.masked_fill_(seen_mask(seen, self.num_items), float("-inf"))
+            if seen is not None:
+                seen_rows, seen_items = seen[rows].flat()
+                scores[torch.as_tensor(seen_rows), torch.as_tensor(seen_items)] = float("-inf")
             scores[:, 0] = float("-inf")
             top = scores.topk(k, dim=1)
-            for offset, (values, indices) in enumerate(zip(top.values, top.indices)):
-                finite = torch.isfinite(values)  # fewer than k unseen items are left
-                idx = indices[finite].numpy()
-                answers.append({
-                    "user_id": user_ids[start + offset],
-                    "item_ids": self.item_ids[idx].astype(np.int64).tolist(),
-                    "titles": self.titles[idx].tolist(),
-                    "scores": values[finite].numpy().astype(float).tolist(),
-                    "fallback": "" if usable[start + offset] else "popularity",
-                })  # fmt: skip
-        return pd.DataFrame(answers)
+            ids.append(self.item_ids[top.indices.numpy()])
+            titles.append(self.titles[top.indices.numpy()])
+            values.append(top.values.numpy().astype(float))
+        answers = pd.DataFrame({
+            "user_id": user_ids,
+            "item_ids": np.concatenate(ids).astype(np.int64).tolist() if ids else [],
+            "titles": np.concatenate(titles).tolist() if titles else [],
+            "scores": np.concatenate(values).tolist() if values else [],
+            "fallback": np.where(usable, "", "popularity"),
+        })  # fmt: skip
+        # Fewer than k unseen items are left for a user who has rated nearly everything.
+        short = np.flatnonzero(~np.isfinite(np.concatenate(values)).all(axis=1)) if values else []
+        for row in short:
+            keep = np.isfinite(answers.at[row, "scores"])
+            for column in ("item_ids", "titles", "scores"):
+                answers.at[row, column] = [v for v, kept in zip(answers.at[row, column], keep) if kept]
+        return answers
 
-    def _known_items(self, histories: list[np.ndarray]) -> list[np.ndarray]:
+    def _known_items(self, histories: list[np.ndarray]) -> Ragged:
         """Each history's item ids as item indices, unknown ids left out (one lookup for all rows)."""
-        flat = np.concatenate(histories) if histories else np.zeros(0, dtype=np.int64)
+        sent = Ragged.from_rows(histories)
+        rows, flat = sent.flat()
         where = np.searchsorted(self.sorted_item_ids, flat).clip(max=max(len(self.sorted_item_ids) - 1, 0))
         indices = np.where(self.sorted_item_ids[where] == flat, self.sorted_item_idx[where], 0)
-        rows = np.split(indices, np.cumsum([len(h) for h in histories])[:-1])
-        return [row[row > 0] for row in rows]
+        counts = np.bincount(rows[indices > 0], minlength=len(histories))
+        return Ragged.from_offsets(indices[indices > 0], np.concatenate([[0], np.cumsum(counts)]))
 
-    def _scores(self, users: np.ndarray, histories: list[np.ndarray], usable: np.ndarray) -> torch.Tensor:
+    def _scores(self, users: np.ndarray, histories: Ragged, usable: np.ndarray) -> torch.Tensor:
         """[rows, num_items + 1] scores: the model's, one forward pass for the usable rows;
         popularity for the others."""
         scores = self.popularity.expand(len(users), -1).clone()
         rows = np.flatnonzero(usable)
         if len(rows):
-            model_scores = self.recommender.score_fn(torch.as_tensor(users[rows]), [histories[i] for i in rows])
+            model_scores = self.recommender.score_fn(torch.as_tensor(users[rows]), histories[rows])
             scores[torch.as_tensor(rows)] = model_scores[:, : self.num_items + 1].float()
         return scores
 

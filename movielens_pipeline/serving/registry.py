@@ -16,6 +16,7 @@ from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import AnyType, Array
 
 from movielens_pipeline.data.dataset import SequenceDataset
+from movielens_pipeline.data.ragged import Ragged
 from movielens_pipeline.evaluation.metrics import ScoreFn, full_ranking, per_user_metric
 from movielens_pipeline.evaluation.protocols import flat_metrics, split_inputs
 from movielens_pipeline.evaluation.scorers import load_recommender
@@ -60,13 +61,18 @@ SIGNATURE = ModelSignature(
 )
 
 
-def serving_tables(dataset: SequenceDataset) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Id maps as serving needs them: items with titles and popularity, users with every item they
-    rated (their history when a request sends none, and what is excluded from their answers)."""
-    items = dataset.item_map.assign(popularity=dataset.item_popularity()[dataset.item_map["item_idx"]])
-    histories = dict(zip(dataset.user_indices, dataset.full_sequences()))
-    users = dataset.user_map.assign(history=[histories[u].tolist() for u in dataset.user_map["user_idx"]])
-    return items, users
+def serving_tables(dataset: SequenceDataset) -> dict[str, pd.DataFrame]:
+    """What serving needs, by artifact name: items with titles and popularity, the user id map,
+    and every item each user rated, flat and in sequence order (their history when a request
+    sends none, and what is excluded from their answers)."""
+    return {
+        "item_map": dataset.item_map.assign(popularity=dataset.item_popularity()[dataset.item_map["item_idx"]]),
+        "user_map": dataset.user_map[["user_idx", "user_id"]],
+        "user_items": pd.DataFrame({
+            "user_idx": np.repeat(dataset.user_indices, np.diff(dataset.offsets)).astype(np.int32),
+            "item_idx": dataset.items.astype(np.int32),
+        }),
+    }  # fmt: skip
 
 
 def serving_requirements() -> list[str]:
@@ -82,18 +88,15 @@ def log_pyfunc(trained: TrainedModel, dataset: SequenceDataset, name: str) -> st
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         save_trained_model(trained, tmp / "model")
-        items, users = serving_tables(dataset)
-        items.to_parquet(tmp / "item_map.parquet", index=False)
-        users.to_parquet(tmp / "user_map.parquet", index=False)
+        artifacts = {"model": str(tmp / "model")}
+        for table_name, table in serving_tables(dataset).items():
+            table.to_parquet(tmp / f"{table_name}.parquet", index=False)
+            artifacts[table_name] = str(tmp / f"{table_name}.parquet")
         example_history = dataset.item_map["item_id"].head(3).astype(int).tolist()
         info = mlflow.pyfunc.log_model(
             name=name,
             python_model=str(SERVING_CODE),
-            artifacts={
-                "model": str(tmp / "model"),
-                "item_map": str(tmp / "item_map.parquet"),
-                "user_map": str(tmp / "user_map.parquet"),
-            },
+            artifacts=artifacts,
             code_paths=CODE_PATHS,
             pip_requirements=serving_requirements(),
             signature=SIGNATURE,
@@ -140,7 +143,10 @@ class RegisteredRecommender:
 
         def scores(user_indices: torch.Tensor, histories) -> torch.Tensor:
             own_users = torch.as_tensor(to_own_user[user_indices.cpu().numpy()])
-            own_histories = [to_own_item[h][to_own_item[h] > 0] for h in histories]
+            rows, items = histories.flat()
+            own_items = to_own_item[items]
+            counts = np.bincount(rows[own_items > 0], minlength=len(histories))
+            own_histories = Ragged.from_offsets(own_items[own_items > 0], np.concatenate([[0], np.cumsum(counts)]))
             own_scores = recommender.score_fn(own_users, own_histories).float().cpu()
             if not recommender.uses_history:
                 cold = own_users == 0

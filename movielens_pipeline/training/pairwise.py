@@ -68,9 +68,8 @@ class BPRTrainConfig(PairwiseTrainConfig):
 
 def training_pairs(dataset: SequenceDataset) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (user, item) pairs of the training parts, as two int64 arrays sorted by user, item."""
-    sequences = dataset.train_sequences()
-    users = np.repeat(dataset.user_indices, [len(s) for s in sequences])
-    items = np.concatenate(sequences) if sequences else np.zeros(0, dtype=np.int64)
+    rows, items = dataset.train_sequences().flat()
+    users = dataset.user_indices[rows]
     pair_keys = np.unique(users * (dataset.num_items + 1) + items)
     return pair_keys // (dataset.num_items + 1), pair_keys % (dataset.num_items + 1)
 

@@ -16,31 +16,33 @@ import numpy as np
 import torch
 
 from movielens_pipeline.data.dataset import SequenceDataset, pad_left
+from movielens_pipeline.data.ragged import Ragged, as_ragged
 
 # Rounds of redrawing negatives that hit the row's own items; a row that has seen nearly every
 # candidate may keep a clash after the last round, which only weakens that one negative.
 NEGATIVE_REDRAW_ROUNDS = 10
 
 
-def history_windows(sequences: Sequence[np.ndarray], length: int) -> list[np.ndarray]:
+def history_windows(sequences: Ragged | Sequence[np.ndarray], length: int) -> Ragged:
     """Every sequence cut from its end into windows of ``length`` items that overlap by one.
 
     The overlap makes each item the next-item target of exactly one window in finetuning, and
     windows of a single item (nothing to predict) are dropped. A sequence of up to ``length``
-    items stays one window.
+    items stays one window. Windows are views of the sequences' items, latest window first.
     """
-    windows = []
-    for sequence in sequences:
-        end = len(sequence)
-        while end >= 2:
-            windows.append(sequence[max(0, end - length) : end])
-            if end <= length:
-                break
-            end -= length - 1
-    return windows
+    sequences = as_ragged(sequences)
+    lengths = sequences.lengths
+    step = length - 1
+    # A sequence of n >= 2 items has windows ending at n, n - step, ... down to the first end <= length.
+    counts = np.where(lengths >= 2, 1 + np.maximum(0, -(-(lengths - length) // step)), 0)
+    owner = np.repeat(np.arange(len(sequences)), counts)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    back = np.arange(int(counts.sum())) - np.repeat(first, counts)
+    ends = sequences.ends[owner] - back * step
+    return Ragged(sequences.values, np.maximum(ends - length, sequences.starts[owner]), ends)
 
 
-def training_rows(dataset: SequenceDataset, length: int, all_windows: bool) -> list[np.ndarray]:
+def training_rows(dataset: SequenceDataset, length: int, all_windows: bool) -> Ragged:
     """The rows an epoch passes over: every ``length``-item window of each user's training part,
     or only the whole training parts (each row keeps its most recent items when padded)."""
     rows = dataset.train_sequences()
@@ -87,15 +89,15 @@ class PretrainBatch:
 class PretrainingSampler:
     """Builds pretraining batches from training rows, all randomness from ``generator``."""
 
-    def __init__(self, rows: Sequence[np.ndarray], num_items: int, max_len: int, mask_prob: float,
+    def __init__(self, rows: Ragged, num_items: int, max_len: int, mask_prob: float,
                  generator: torch.Generator):  # fmt: skip
         self.rows = pad_left(rows, max_len)
         self.lengths = (self.rows != 0).sum(1)
         self.num_items, self.mask_id = num_items, num_items + 1
         self.mask_prob = mask_prob
         self.generator = generator
-        nonempty = [s for s in rows if len(s)]
-        self.candidates = torch.from_numpy(np.unique(np.concatenate(nonempty))) if nonempty else torch.ones(1, dtype=torch.long)
+        seen_items = np.unique(rows.flat()[1])
+        self.candidates = torch.from_numpy(seen_items) if len(seen_items) else torch.ones(1, dtype=torch.long)
         # Rows sorted by length: the donors long enough for a segment form a suffix.
         self.donor_order = torch.argsort(self.lengths, stable=True)
         self.sorted_lengths = self.lengths[self.donor_order]
@@ -155,8 +157,7 @@ class PretrainingSampler:
 class FinetuningSampler:
     """Input rows (items[:-1]) and next-item targets (items[1:]) of training rows."""
 
-    def __init__(self, rows: Sequence[np.ndarray], num_items: int, max_len: int,
-                 generator: torch.Generator):  # fmt: skip
+    def __init__(self, rows: Ragged, num_items: int, max_len: int, generator: torch.Generator):
         windows = pad_left(rows, max_len + 1)
         self.inputs, self.targets = windows[:, :-1], windows[:, 1:]
         self.num_items = num_items
