@@ -179,26 +179,37 @@ def chart(results: dict) -> None:
     fig.savefig(CHART, dpi=100)
 
 
+def _report(size: int, name: str, result: dict) -> dict:
+    extra = {k: v for k, v in result.items() if k not in ("seconds", "peak_rss_mb")}
+    print(f"{size:>11,} {name:<22}{result['seconds']:>8.1f} s {result['peak_rss_mb']:>8.0f} MB  {extra}", flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 4_000_000])
     parser.add_argument("--models", nargs="+", default=["popularity", "ease", "lrml", "s3rec"])
+    parser.add_argument("--stages", nargs="+", default=["data", "evaluate", "serve"],
+                        help="data (generate, ingest, validate, build), evaluate, serve")  # fmt: skip
+    parser.add_argument("--work", type=Path, help="keep each size's files under WORK/SIZE and reuse them")
     args = parser.parse_args()
     started = time.perf_counter()
     results = json.loads(RESULTS.read_text())["sizes"] if RESULTS.exists() else {}
     for size in args.sizes:
         with tempfile.TemporaryDirectory(prefix=f"scale-{size}-") as tmp:
-            work = Path(tmp)
-            row = {"generate": in_fresh_process(stage_generate, work, size)}
-            for name, stage in (("ingest", stage_ingest), ("validate", stage_validate), ("build", stage_build)):
-                row[name] = in_fresh_process(stage, work)
-                print(f"{size:>11,} {name:<22}{row[name]['seconds']:>8.1f} s {row[name]['peak_rss_mb']:>8.0f} MB", flush=True)
-            for model in args.models:
-                row[f"evaluate {model}"] = in_fresh_process(stage_evaluate, work, model)
-                print(f"{size:>11,} {'evaluate ' + model:<22}{row[f'evaluate {model}']['seconds']:>8.1f} s "
-                      f"{row[f'evaluate {model}']['peak_rss_mb']:>8.0f} MB", flush=True)  # fmt: skip
-            row["register + serve"] = in_fresh_process(stage_register_and_serve, work)
-            print(f"{size:>11,} register + serve      {row['register + serve']}", flush=True)
+            work = args.work / str(size) if args.work else Path(tmp)
+            work.mkdir(parents=True, exist_ok=True)
+            row = {}
+            if "data" in args.stages:
+                if not (work / "source" / "ratings.csv").exists():
+                    row["generate"] = in_fresh_process(stage_generate, work, size)
+                for name, stage in (("ingest", stage_ingest), ("validate", stage_validate), ("build", stage_build)):
+                    row[name] = _report(size, name, in_fresh_process(stage, work))
+            if "evaluate" in args.stages:
+                for model in args.models:
+                    row[f"evaluate {model}"] = _report(size, f"evaluate {model}", in_fresh_process(stage_evaluate, work, model))
+            if "serve" in args.stages:
+                row["register + serve"] = _report(size, "register + serve", in_fresh_process(stage_register_and_serve, work))
         results[str(size)] = results.get(str(size), {}) | row
         common.write_report({"sizes": results} | common.environment(started), RESULTS)
     chart(results)

@@ -104,7 +104,7 @@ CASES = [
     ("zero user id", lambda t: folder(t, ratings_with("0,4,4.0,946684900")),
      ["interactions.user_id", "bad values [0]", "ratings.csv line [5]"]),
     ("movie missing from movies.csv", lambda t: folder(t, ratings_with("1,77,4.0,946684900")),
-     ["interactions.item_id", "bad values [77]", "ratings.csv line [5]"]),
+     ["unlisted_items.item_id", "bad values [77]", "first use ['ratings.csv line 5']"]),
     ("the same event twice", lambda t: folder(t, ratings_with(extra=[GOOD_ROWS[0]])),
      ["interactions.user_id, item_id, timestamp", "ratings.csv line [2, 18]"]),
     ("duplicate movie id", lambda t: folder(t, ratings_with(), MOVIES + "4,Big Again (1990),Comedy\n"),

@@ -49,12 +49,10 @@ def k_core(interactions: pd.DataFrame, user_core: int, item_core: int) -> pd.Dat
 
 
 def data_fingerprint(interactions: pd.DataFrame) -> str:
-    """Content hash of the interactions, independent of row order."""
-    ordered = interactions.sort_values(["user_id", "item_id", "timestamp"])[
-        ["user_id", "item_id", "timestamp"]
-    ]
-    digest = hashlib.sha256(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
-    return digest.hexdigest()[:16]
+    """Content hash of the interactions, independent of row order: a hash per row, sorted, hashed
+    (sorting one integer per row instead of the rows themselves: seconds, not a minute, at 32M)."""
+    rows = pd.util.hash_pandas_object(interactions[["user_id", "item_id", "timestamp"]], index=False).to_numpy()
+    return hashlib.sha256(np.sort(rows).tobytes()).hexdigest()[:16]
 
 
 def build_sequence_dataset(

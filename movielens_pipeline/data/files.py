@@ -92,7 +92,9 @@ def read_table_file(files: DatasetFiles, name: str, *, delimiter: str, types: Ma
         except pa.ArrowInvalid as error:
             arrow_error = error
         else:
-            return with_line_numbers(table.to_pandas(), f"{name} line", first_line, skip_blank=True)
+            # self_destruct frees each Arrow column as it is converted: one copy of the data, not two.
+            return with_line_numbers(table.to_pandas(self_destruct=True, split_blocks=True), f"{name} line",
+                                     first_line, skip_blank=True)  # fmt: skip
     with files.open(name) as stream:
         raise SourceError(explain_unreadable(stream, name, delimiter=delimiter, names=names, types=types,
                                              encoding=encoding, quoted=quoted, first_line=first_line,
@@ -104,7 +106,10 @@ def with_line_numbers(frame: pd.DataFrame, label: str, first: int, skip_blank: b
     ("ratings.csv line"), so every later message about a row points at it. ``skip_blank`` drops
     rows that are entirely empty (blank lines of a text file carry nothing)."""
     frame.index = pd.RangeIndex(first, first + len(frame), name=label)
-    return frame[frame.notna().any(axis=1)] if skip_blank else frame
+    if not skip_blank:
+        return frame
+    blank = frame.isna().all(axis=1)
+    return frame[~blank] if blank.any() else frame
 
 
 def read_header(stream: IO[bytes], label: str, delimiter: str, encoding: str, quoted: bool = False) -> list[str]:

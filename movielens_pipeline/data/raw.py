@@ -47,9 +47,9 @@ def interactions_frame(users: pd.Series, items: pd.Series, ratings: pd.Series, t
     return pd.DataFrame({
         "user_id": as_int64(users, "user id").to_numpy(),
         "item_id": as_int64(items, "item id").to_numpy(),
-        "rating": pd.to_numeric(ratings).astype("float64").to_numpy(),
+        "rating": pd.to_numeric(ratings).astype("float64", copy=False).to_numpy(),
         "timestamp": as_int64(timestamps, "timestamp").to_numpy(),
-    }, index=users.index)
+    }, index=users.index, copy=False)
 
 
 def items_frame(item_ids: pd.Series, titles: pd.Series, years: pd.Series) -> pd.DataFrame:
@@ -81,7 +81,7 @@ def assemble(interactions: pd.DataFrame, items: pd.DataFrame, attribute_parts: l
     parts = [*attribute_parts, attribute_rows(dated["item_id"], "decade", decades)]
     attributes = pd.concat(parts, ignore_index=True).drop_duplicates(ignore_index=True)
     return RawData(
-        interactions=interactions.astype(INTERACTION_DTYPES),
+        interactions=interactions.astype(INTERACTION_DTYPES, copy=False),
         items=items.astype(ITEM_DTYPES),
         item_attributes=attributes.astype(ATTRIBUTE_DTYPES)[list(ATTRIBUTE_DTYPES)],
     )
@@ -115,7 +115,7 @@ def as_int64(values: pd.Series, what: str) -> pd.Series:
     """Whole numbers as int64 (index kept), or a SourceError naming the bad values and their lines
     (ids must never be guessed, rounded or wrapped around)."""
     if pd.api.types.is_integer_dtype(values) and not values.hasnans:
-        return values.astype("int64")
+        return values.astype("int64", copy=False)
     numbers = pd.to_numeric(values, errors="coerce")
     bad = numbers.isna() | (numbers % 1 != 0) | (numbers < INT64_MIN) | (numbers > INT64_MAX)
     if bad.any():
