@@ -92,7 +92,7 @@ def _untrained(name: str, dataset):
     return TrainedModel("lrml", {"model": asdict(config)}, LRML(config).state_dict(), summary={"name": name})
 
 
-def stage_evaluate(work: Path, model: str) -> dict:
+def stage_evaluate(work: Path, model: str, max_users: int | None = None) -> dict:
     from movielens_pipeline.data.dataset import read_dataset
     from movielens_pipeline.evaluation import baselines, protocols, scorers
 
@@ -105,9 +105,11 @@ def stage_evaluate(work: Path, model: str) -> dict:
         score_fn, note = baselines.ease_score_fn(ease), ease.note()
     else:
         score_fn, note = scorers.load_recommender(_untrained(model, dataset)).score_fn, ""
-    evaluations = protocols.evaluate_models({model: score_fn}, dataset)
-    return {"evaluate_seconds_without_loading": time.perf_counter() - loaded, "note": note,
-            "users_ranked": int(sum(len(e.ranks["full"]) for e in evaluations))}  # fmt: skip
+    evaluations = protocols.evaluate_models({model: score_fn}, dataset, max_users=max_users)
+    ranked = len(evaluations[0].users)
+    seconds = time.perf_counter() - loaded
+    return {"evaluate_seconds_without_loading": seconds, "note": note, "users_ranked": ranked,
+            "projected_seconds_all_users": seconds * dataset.num_users / ranked}  # fmt: skip
 
 
 def stage_register_and_serve(work: Path) -> dict:
@@ -192,6 +194,8 @@ def main() -> None:
     parser.add_argument("--stages", nargs="+", default=["data", "evaluate", "serve"],
                         help="data (generate, ingest, validate, build), evaluate, serve")  # fmt: skip
     parser.add_argument("--work", type=Path, help="keep each size's files under WORK/SIZE and reuse them")
+    parser.add_argument("--max-users", nargs="*", default=[], metavar="MODEL=N",
+                        help="rank a seeded sample of N users for MODEL (its cost is then projected to all users)")
     args = parser.parse_args()
     started = time.perf_counter()
     results = json.loads(RESULTS.read_text())["sizes"] if RESULTS.exists() else {}
@@ -206,8 +210,10 @@ def main() -> None:
                 for name, stage in (("ingest", stage_ingest), ("validate", stage_validate), ("build", stage_build)):
                     row[name] = _report(size, name, in_fresh_process(stage, work))
             if "evaluate" in args.stages:
+                max_users = {model: int(n) for model, n in (pair.split("=") for pair in args.max_users)}
                 for model in args.models:
-                    row[f"evaluate {model}"] = _report(size, f"evaluate {model}", in_fresh_process(stage_evaluate, work, model))
+                    row[f"evaluate {model}"] = _report(size, f"evaluate {model}",
+                                                       in_fresh_process(stage_evaluate, work, model, max_users.get(model)))
             if "serve" in args.stages:
                 row["register + serve"] = _report(size, "register + serve", in_fresh_process(stage_register_and_serve, work))
         results[str(size)] = results.get(str(size), {}) | row

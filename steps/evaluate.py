@@ -33,6 +33,7 @@ def evaluate(
     ease_l2: float = 300.0,
     ease_memory_mb: float = 2048,
     negatives_seed: int = 0,
+    max_users: Optional[int] = None,
     device: str = "auto",
 ) -> Tuple[
     Annotated[pd.DataFrame, "evaluation_metrics"],
@@ -40,14 +41,18 @@ def evaluate(
     Annotated[dict, "best_vs_runner_up"],
     Annotated[HTMLString, "evaluation_report"],
 ]:
-    """Every model and baseline on the same users: HR/NDCG/MRR/Recall@{5,10,20}, coverage."""
+    """Every model and baseline on the same users: HR/NDCG/MRR/Recall@{5,10,20}, coverage.
+
+    ``max_users``: rank a fixed seeded sample of that many users instead of all of them (full
+    ranking costs users x items per model; the registry gate scores the champion on the same users).
+    """
     torch_device = pick_device(device)
     trained = [m for m in (s3rec_model, sasrec_model, lrml_model) if m is not None]
     score_fns = {m.summary["name"]: scorers.load_recommender(m, torch_device).score_fn for m in trained}
     baseline_fns, notes = baselines.baseline_score_fns(sequence_dataset, ease_l2, ease_memory_mb)
     score_fns |= baseline_fns
 
-    evaluations = protocols.evaluate_models(score_fns, sequence_dataset, negatives_seed, torch_device)
+    evaluations = protocols.evaluate_models(score_fns, sequence_dataset, negatives_seed, torch_device, max_users)
     table = protocols.results_table(evaluations)
     comparison = protocols.compare_best_two(evaluations)
     chart = reports.comparison_chart_png(table)
@@ -55,5 +60,5 @@ def evaluate(
 
     log_evaluation(table, {m.summary["name"]: m.summary["mlflow_run_id"] for m in trained}, report, chart, comparison)
     log_metadata(metadata={"best_vs_runner_up": comparison, "baseline_notes": notes})
-    per_user = protocols.per_user_table(evaluations, sequence_dataset)
+    per_user = protocols.per_user_table(evaluations)
     return table, per_user, comparison, HTMLString(report)

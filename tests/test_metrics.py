@@ -12,7 +12,7 @@ from movielens_pipeline.evaluation.metrics import (
     sample_unseen_items,
     full_ranking,
     rows_per_batch,
-    validation_users,
+    user_sample,
 )
 
 
@@ -99,10 +99,10 @@ def test_batches_follow_the_memory_budget_and_give_the_same_ranks():
 
 
 def test_validation_uses_every_user_or_a_fixed_sample():
-    assert validation_users(500, 1000).tolist() == list(range(500))
-    sample = validation_users(100_000, 1000)
+    assert user_sample(500, 1000).tolist() == list(range(500))
+    sample = user_sample(100_000, 1000)
     assert len(sample) == 1000 == len(set(sample.tolist())) and (np.diff(sample) > 0).all()
-    np.testing.assert_array_equal(sample, validation_users(100_000, 1000))
+    np.testing.assert_array_equal(sample, user_sample(100_000, 1000))
 
 
 def test_the_bootstrap_in_chunks_matches_one_draw_when_it_fits(monkeypatch):

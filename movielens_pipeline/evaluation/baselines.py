@@ -62,6 +62,13 @@ def _csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> torch.Te
                                    size=shape)  # fmt: skip
 
 
+def _distinct(keys: np.ndarray) -> np.ndarray:
+    """The distinct values of ``keys``, sorted (a sort and a comparison: at 32M keys several
+    times faster than np.unique's hashing)."""
+    keys = np.sort(keys)
+    return keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
+
+
 def fit_ease(dataset: SequenceDataset, l2: float = 300.0, memory_mb: float = 2048) -> EaseModel:
     """EASE (Steck, WWW 2019) on the training parts: B = I - P diag(1 / diag(P)) with
     P = (X^T X + l2 I)^-1, X the binary users x items matrix, built sparse.
@@ -82,17 +89,21 @@ def fit_ease(dataset: SequenceDataset, l2: float = 300.0, memory_mb: float = 204
     cols = column[cols]
     # Distinct (user, item) pairs of covered items; X^T X as a sparse product (cost: the sum
     # over users of their history length squared), densified once.
-    keys = np.unique(users[cols >= 0] * len(items) + cols[cols >= 0])
+    keys = _distinct(users[cols >= 0] * len(items) + cols[cols >= 0])
     x = _csr(keys // len(items), keys % len(items), (dataset.num_users, len(items)))
     by_item = np.lexsort((keys // len(items), keys % len(items)))
     x_t = _csr(keys[by_item] % len(items), keys[by_item] // len(items), (len(items), dataset.num_users))
     gram = (x_t @ x).to_dense()
     gram.diagonal().add_(l2)
-    precision = torch.linalg.inv(gram)
+    # The regularised Gram matrix is symmetric positive definite: a Cholesky inverse costs about
+    # half a general one.
+    precision = torch.cholesky_inverse(torch.linalg.cholesky(gram))
     del gram
     weights = -precision / precision.diagonal()
     weights.diagonal().zero_()
-    return EaseModel(torch.as_tensor(items), weights.float(), dataset.num_items)
+    # Row-major: linalg.inv answers in column-major order, and scoring sums rows (reading them
+    # strided took 9 s per 1,000 users at 32M ratings instead of 0.4 s).
+    return EaseModel(torch.as_tensor(items), weights.float().contiguous(), dataset.num_items)
 
 
 def ease_score_fn(model: EaseModel) -> ScoreFn:
@@ -107,7 +118,7 @@ def ease_score_fn(model: EaseModel) -> ScoreFn:
         rows, cols = as_ragged(histories).flat()
         cols = column[cols]
         # Covered items, each once per history, grouped by row.
-        keys = np.unique(rows[cols >= 0] * width + cols[cols >= 0])
+        keys = _distinct(rows[cols >= 0] * width + cols[cols >= 0])
         counts = np.bincount(keys // width, minlength=len(histories))
         sums = torch.nn.functional.embedding_bag(
             torch.as_tensor(keys % width), model.weights,

@@ -155,9 +155,9 @@ def _sampled_ranks(scores: torch.Tensor, targets: torch.Tensor, negatives: torch
     return ((negative_scores >= target_scores) & (negatives != 0)).sum(dim=1)
 
 
-def validation_users(num_users: int, most: int | None, seed: int = 0) -> np.ndarray:
-    """Positions of the users per-epoch validation ranks: all of them, or a fixed seeded sample
-    of ``most`` (sorted), so validation costs the same every epoch whatever the data's size."""
+def user_sample(num_users: int, most: int | None, seed: int = 0) -> np.ndarray:
+    """Positions of the users to rank: all of them, or a fixed seeded sample of ``most`` (sorted),
+    so ranking costs the same whatever the data's size (per-epoch validation, evaluation budgets)."""
     if not most or num_users <= most:
         return np.arange(num_users)
     return np.sort(np.random.default_rng(seed).choice(num_users, size=most, replace=False))
@@ -167,7 +167,7 @@ def validator(score_fn: ScoreFn, dataset, batch_size: int | None = None, device=
               most_users: int | None = None) -> Callable[[], dict[str, float]]:
     """Per-epoch validation: Metrics@K on the validation targets (full ranking, training items
     excluded) of every user, or of a fixed sample of ``most_users``; the inputs are built once."""
-    users = validation_users(dataset.num_users, most_users)
+    users = user_sample(dataset.num_users, most_users)
     inputs, targets, user_indices = dataset.valid_inputs()[users], dataset.valid_targets()[users], dataset.user_indices[users]
 
     def validate() -> dict[str, float]:

@@ -20,6 +20,7 @@ from movielens_pipeline.evaluation.metrics import (
     metrics_from_ranks,
     per_user_metric,
     sample_unseen_items,
+    user_sample,
 )
 
 PROTOCOLS = ("full", "sampled")
@@ -32,11 +33,13 @@ class SplitInputs:
     targets: np.ndarray
 
 
-def split_inputs(dataset: SequenceDataset, split: str) -> SplitInputs:
+def split_inputs(dataset: SequenceDataset, split: str, users: np.ndarray | None = None) -> SplitInputs:
+    """One split's users, histories and targets: every user, or the positions ``users``."""
+    users = np.arange(dataset.num_users) if users is None else users
     if split == "valid":
-        return SplitInputs(dataset.user_indices, dataset.valid_inputs(), dataset.valid_targets())
+        return SplitInputs(dataset.user_indices[users], dataset.valid_inputs()[users], dataset.valid_targets()[users])
     if split == "test":
-        return SplitInputs(dataset.user_indices, dataset.test_inputs(), dataset.test_targets())
+        return SplitInputs(dataset.user_indices[users], dataset.test_inputs()[users], dataset.test_targets()[users])
     raise ValueError(f"unknown split {split!r}")
 
 
@@ -46,6 +49,7 @@ class ModelEvaluation:
 
     model: str
     split: str
+    users: np.ndarray  # user_idx of each ranked user
     ranks: dict[str, np.ndarray]  # protocol -> 0-based rank per user
     coverage_at_10: float
     # Users who have fewer unseen items than the sampled protocol's 99 get fewer negatives.
@@ -59,18 +63,23 @@ class ModelEvaluation:
         return out | {"sampled_users_with_fewer_negatives": float(self.sampled_users_with_fewer_negatives)}
 
 
-def sampled_negatives(dataset: SequenceDataset, n: int = 99, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def sampled_negatives(dataset: SequenceDataset, n: int = 99, seed: int = 0,
+                      users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The sampled protocol's negatives, one draw for both splits and every model: items outside
     each user's whole sequence, so neither held-out item is ever drawn as a negative."""
-    return sample_unseen_items(dataset.full_sequences(), dataset.num_items, n, seed)
+    sequences = dataset.full_sequences() if users is None else dataset.full_sequences()[users]
+    return sample_unseen_items(sequences, dataset.num_items, n, seed)
 
 
 def evaluate_models(
-    scorers: dict[str, ScoreFn], dataset: SequenceDataset, negatives_seed: int = 0, device="cpu"
+    scorers: dict[str, ScoreFn], dataset: SequenceDataset, negatives_seed: int = 0, device="cpu",
+    max_users: int | None = None,
 ) -> list[ModelEvaluation]:
-    """Every scorer on the validation and the test split, same users, both protocols."""
-    negatives, counts = sampled_negatives(dataset, seed=negatives_seed)
-    splits = {split: split_inputs(dataset, split) for split in ("valid", "test")}
+    """Every scorer on the validation and the test split, same users, both protocols: all users,
+    or a fixed seeded sample of ``max_users`` (full ranking costs users x items per model)."""
+    users = user_sample(dataset.num_users, max_users, negatives_seed)
+    negatives, counts = sampled_negatives(dataset, seed=negatives_seed, users=users)
+    splits = {split: split_inputs(dataset, split, users) for split in ("valid", "test")}
     return [
         evaluate_model(name, score_fn, dataset, split, inputs, negatives, counts, device)
         for name, score_fn in scorers.items()
@@ -94,7 +103,8 @@ def evaluate_model(
     )  # fmt: skip
     coverage = len(np.unique(ranking.top_items)) / dataset.num_items
     short = int((negative_counts < negatives.shape[1]).sum())
-    return ModelEvaluation(name, split, {"full": ranking.ranks, "sampled": ranking.sampled_ranks}, coverage, short)
+    return ModelEvaluation(name, split, inputs.users, {"full": ranking.ranks, "sampled": ranking.sampled_ranks},
+                           coverage, short)  # fmt: skip
 
 
 # Resampled indices held at once by the bootstrap (int64: 160 MB), whatever the number of users.
@@ -128,7 +138,7 @@ def results_table(evaluations: list[ModelEvaluation]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def per_user_table(evaluations: list[ModelEvaluation], dataset: SequenceDataset) -> pd.DataFrame:
+def per_user_table(evaluations: list[ModelEvaluation]) -> pd.DataFrame:
     """Long table: user, model, split, protocol, rank (0-based, capped at ``RANK_CAP``), ndcg_at_10."""
     frames = []
     for e in evaluations:
@@ -136,7 +146,7 @@ def per_user_table(evaluations: list[ModelEvaluation], dataset: SequenceDataset)
             frames.append(
                 pd.DataFrame(
                     {
-                        "user_idx": dataset.user_indices,
+                        "user_idx": e.users,
                         "model": e.model,
                         "split": e.split,
                         "protocol": protocol,

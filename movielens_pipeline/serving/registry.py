@@ -158,8 +158,10 @@ class RegisteredRecommender:
         return scores
 
 
-def per_user_test_metric(score_fn: ScoreFn, dataset: SequenceDataset, metric: str) -> np.ndarray:
-    inputs = split_inputs(dataset, "test")
+def per_user_test_metric(score_fn: ScoreFn, dataset: SequenceDataset, metric: str,
+                         users: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Each user's test ``metric`` (every user, or the positions ``users``)."""
+    inputs = split_inputs(dataset, "test", users)
     ranking = full_ranking(score_fn, inputs.users, inputs.histories, inputs.targets, dataset.num_items)
     return per_user_metric(ranking.ranks, metric)
 
@@ -200,14 +202,16 @@ def current_champion(name: str) -> dict:
     }
 
 
-def champion_test_scores(champion: dict, dataset: SequenceDataset, metric: str) -> np.ndarray | None:
-    """The champion (the pinned version ``champion`` names) re-scored on today's test split."""
+def champion_test_scores(champion: dict, dataset: SequenceDataset, metric: str,
+                         users: np.ndarray | None = None) -> np.ndarray | None:  # fmt: skip
+    """The champion (the pinned version ``champion`` names) re-scored on today's test split, on
+    the users (positions) the run's models were evaluated on."""
     if champion.get("version") is None:
         return None
     name, version = champion["registered_model"], champion["version"]
     try:
         model = RegisteredRecommender.download(f"models:/{name}/{version}")
-        scores = per_user_test_metric(model.score_fn_for(dataset), dataset, metric)
+        scores = per_user_test_metric(model.score_fn_for(dataset), dataset, metric, users)
     except Exception as error:
         raise ChampionUnavailableError(
             f"{name} v{version} (@champion) cannot be scored on this run's test split "
@@ -304,7 +308,8 @@ def register_run(
             "reason": f"unchanged: {candidate}'s weights are already registered as v{existing[candidate]}; "
                       "nothing registered, no alias moved",
         }  # fmt: skip
-    champion_scores = champion_test_scores(champion, dataset, rule.metric)
+    evaluated = np.sort(per_user_ranks["user_idx"].unique())
+    champion_scores = champion_test_scores(champion, dataset, rule.metric, evaluated - 1)
     candidate_scores = per_user_from_table(per_user_ranks, candidate, rule.metric)
     promote, reason, stats = promotion_decision(candidate_scores, champion_scores, rule)
     alias = "champion" if promote else "challenger"
