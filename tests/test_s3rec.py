@@ -124,6 +124,15 @@ def test_causal_encoder_hides_later_items_and_bidirectional_does_not():
     assert torch.isfinite(causal).all()  # padding queries attend to themselves, no NaN rows
 
 
+def test_scoring_the_last_position_of_the_shortest_padding_equals_the_full_encoder():
+    model = S3Rec(S3RecConfig(num_items=30, num_attributes=5, **SMALL)).eval()  # max_len 12
+    histories = [np.array([3, 4, 5]), np.array([7, 8, 9, 10, 11]), np.array([2])]
+    with torch.no_grad():
+        full = model.encode(pad_left(histories, 12), causal=True)[:, -1] @ model.item_embedding.weight[:31].T
+        scored = s3rec_score_fn(model)(torch.arange(3), histories)  # padded to 5, last position only
+    torch.testing.assert_close(scored, full, rtol=1e-5, atol=1e-5)
+
+
 def test_pad_left_keeps_the_most_recent_items_right_aligned():
     rows = pad_left([np.array([1, 2, 3, 4, 5]), np.array([7]), np.array([], dtype=np.int64)], 3)
     assert rows.tolist() == [[3, 4, 5], [0, 0, 7], [0, 0, 0]]

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from movielens_pipeline.data.dataset import pad_left
+from movielens_pipeline.data.ragged import as_ragged
 from movielens_pipeline.evaluation.metrics import ScoreFn
 from movielens_pipeline.models.bpr import BPRMF, BPRConfig
 from movielens_pipeline.models.lrml import LRML, LRMLConfig
@@ -30,7 +31,10 @@ def s3rec_score_fn(model: S3Rec, device: torch.device | str = "cpu", max_len: in
         model.eval()
         # Full precision: bf16 scores would tie often, and ties count against the target.
         with torch.no_grad():
-            return model.score_items(pad_left(histories, max_len).to(device))
+            # Padded to the batch's longest history only (positions count from the end, so the
+            # scores are the same as at max_len).
+            width = int(min(max_len, max(1, as_ragged(histories).lengths.max(initial=1))))
+            return model.score_items(pad_left(histories, width).to(device))
 
     return scores
 

@@ -57,15 +57,18 @@ class SelfAttention(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout)
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """[B, L, H] -> [B, L, H], or [B, 1, H] for the last position alone with ``last_only``."""
         batch, length, hidden = x.shape
         heads = self.qkv(x).view(batch, length, 3, self.num_heads, hidden // self.num_heads)
         query, key, value = heads.permute(2, 0, 3, 1, 4)  # each [B, heads, L, head_dim]
+        if last_only:
+            query, allowed, x = query[:, :, -1:], allowed[..., -1:, :], x[:, -1:]
         attended = F.scaled_dot_product_attention(
             query, key, value, attn_mask=allowed,
             dropout_p=self.attention_dropout if self.training else 0.0,
         )  # fmt: skip
-        attended = attended.transpose(1, 2).reshape(batch, length, hidden)
+        attended = attended.transpose(1, 2).reshape(batch, x.size(1), hidden)
         return self.norm(x + self.dropout(self.out(attended)))
 
 
@@ -87,8 +90,8 @@ class Block(nn.Module):
         self.attention = SelfAttention(config)
         self.feed_forward = FeedForward(config)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        return self.feed_forward(self.attention(x, allowed))
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        return self.feed_forward(self.attention(x, allowed, last_only))
 
 
 class S3Rec(nn.Module):
@@ -122,10 +125,15 @@ class S3Rec(nn.Module):
 
     # --- encoder -------------------------------------------------------------------------------
 
-    def encode(self, items: torch.Tensor, causal: bool) -> torch.Tensor:
-        """Hidden states [B, L, H] of left-padded item sequences [B, L], L <= max_len."""
+    def encode(self, items: torch.Tensor, causal: bool, last_only: bool = False) -> torch.Tensor:
+        """Hidden states [B, L, H] of left-padded item sequences [B, L], L <= max_len; with
+        ``last_only`` [B, 1, H] of the last position (its last block skips the other positions).
+
+        Positions count back from the end (the last item is always at max_len - 1), so a batch
+        padded only to its longest row encodes exactly as one padded to max_len.
+        """
         length = items.size(1)
-        positions = torch.arange(length, device=items.device)
+        positions = torch.arange(self.config.max_len - length, self.config.max_len, device=items.device)
         x = self.item_embedding(items) + self.position_embedding(positions)
         x = self.embedding_dropout(self.embedding_norm(x))
         allowed = (items != 0)[:, None, None, :]  # padding is never attended to
@@ -133,8 +141,8 @@ class S3Rec(nn.Module):
             allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=items.device).tril()
         # A padding query would otherwise have no key at all (a NaN row); its output is never read.
         allowed = allowed | torch.eye(length, dtype=torch.bool, device=items.device)
-        for block in self.blocks:
-            x = block(x, allowed)
+        for depth, block in enumerate(self.blocks, start=1):
+            x = block(x, allowed, last_only=last_only and depth == len(self.blocks))
         return x
 
     # --- pretraining objectives (bidirectional encoder outputs) -------------------------------
@@ -220,5 +228,5 @@ class S3Rec(nn.Module):
 
     def score_items(self, histories: torch.Tensor) -> torch.Tensor:
         """Next-item scores [B, num_items + 1] for left-padded histories [B, L] ([MASK] dropped)."""
-        last_hidden = self.encode(histories, causal=True)[:, -1]
+        last_hidden = self.encode(histories, causal=True, last_only=True)[:, -1]
         return last_hidden @ self.item_embedding.weight[: self.config.num_items + 1].T
