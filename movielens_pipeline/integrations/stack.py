@@ -1,6 +1,8 @@
 """Idempotent set-up of the ZenML stack and the MLflow store the pipeline writes to.
 
     python -m movielens_pipeline.integrations.stack [--mlflow-dir DIR] [--config zenml_config.yaml ...]
+    python -m movielens_pipeline.integrations.stack --dashboard-args   # for `make dashboard`
+    python -m movielens_pipeline.integrations.stack --delete-runs      # for `make clean`
 
 Registers (or updates) an MLflow experiment tracker and an MLflow model registry that point at
 one SQLite tracking store, a stack ``movielens`` with the local orchestrator and artifact store,
@@ -81,11 +83,49 @@ def ensure_stack(mlflow_dir: Path = DEFAULT_MLFLOW_DIR) -> None:
     client.activate_stack(STACK_NAME)
 
 
+PIPELINE_NAME = "training_pipeline"
+
+
+def dashboard_args() -> str:
+    """Where the pipeline's ZenML store is, as arguments of scripts/zenml_dashboard.py."""
+    from zenml.config.global_config import GlobalConfiguration
+
+    config = GlobalConfiguration()
+    return f"--store-url {config.store_configuration.url} --local-stores {config.local_stores_path}"
+
+
+def delete_runs() -> None:
+    """Delete this project's pipeline, its runs and the artifacts only they used (ZenML's store
+    stays, with its stacks and whatever other projects put there)."""
+    from zenml.client import Client
+
+    client = Client()
+    runs = client.list_pipeline_runs(pipeline_name=PIPELINE_NAME, size=1000)
+    while runs.items:
+        for run in runs.items:
+            client.delete_pipeline_run(run.id)
+        runs = client.list_pipeline_runs(pipeline_name=PIPELINE_NAME, size=1000)
+    try:
+        client.delete_pipeline(PIPELINE_NAME)
+    except KeyError:
+        pass
+    client.prune_artifacts(only_versions=False, delete_from_artifact_store=True)
+    print(f"deleted ZenML pipeline {PIPELINE_NAME}, its runs and their artifacts")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mlflow-dir", type=Path, default=DEFAULT_MLFLOW_DIR)
     parser.add_argument("--config", type=Path, action="append", default=[])
+    parser.add_argument("--dashboard-args", action="store_true", help="print the dashboard's store arguments")
+    parser.add_argument("--delete-runs", action="store_true", help="delete this project's ZenML runs and artifacts")
     args = parser.parse_args()
+    if args.dashboard_args:
+        print(dashboard_args())
+        return
+    if args.delete_runs:
+        delete_runs()
+        return
     args.mlflow_dir.mkdir(parents=True, exist_ok=True)
     ensure_stack(args.mlflow_dir)
     ensure_experiments(args.mlflow_dir, experiment_names(args.config))

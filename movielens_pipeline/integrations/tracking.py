@@ -11,6 +11,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from movielens_pipeline.evaluation.protocols import flat_metrics
+from movielens_pipeline.integrations.logs import silence_framework_noise
 from movielens_pipeline.training.checkpoints import (
     CheckpointStore,
     checkpoint_root,
@@ -18,6 +19,10 @@ from movielens_pipeline.training.checkpoints import (
 )
 from movielens_pipeline.training.loop import LogFn
 from movielens_pipeline.training.trained_model import TrainedModel, save_trained_model
+
+
+# Every step that tracks to MLflow imports this module, under make run and zenml pipeline run alike.
+silence_framework_noise()
 
 
 def flat_params(prefix: str, config) -> dict[str, str]:
@@ -48,14 +53,15 @@ def log_curves(history: list[dict], title: str, artifact_name: str) -> None:
     keys = sorted({k for row in history for k, v in row.items() if isinstance(v, (int, float))} - {"epoch"})
     losses = [k for k in keys if "loss" in k]
     quality = [k for k in keys if k.startswith("valid_")]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, group, label in ((axes[0], losses, "loss"), (axes[1], quality, "validation metric")):
+    # One panel per kind of series the run has (pretraining has no validation metric).
+    panels = [(group, label) for group, label in ((losses, "loss"), (quality, "validation metric")) if group]
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.5 * max(len(panels), 1), 4), squeeze=False)
+    for ax, (group, label) in zip(axes[0], panels):
         for key in group:
             ax.plot([row.get("epoch", i) for i, row in enumerate(history)], [row.get(key) for row in history], label=key)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
-        if group:
-            ax.legend(fontsize=8)
+        ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +84,8 @@ def log_trained_run(trained: TrainedModel, name: str, device: str, data_fingerpr
     identity, loss curves and best weights."""
     trained.summary["name"] = name
     trained.summary["mlflow_run_id"] = mlflow.active_run().info.run_id
-    mlflow.set_tags({"model": name, "device": device, "data_fingerprint": data_fingerprint})
+    mlflow.set_tags({"model": name, "device": device, "data_fingerprint": data_fingerprint,
+                     "stop_reason": trained.summary.get("stop_reason", "")})  # fmt: skip
     mlflow.log_metrics(
         {f"{name}_{k}": float(v) for k, v in trained.summary.items() if isinstance(v, (int, float))}
     )
@@ -108,9 +115,10 @@ def git_commit() -> str:
 
 
 def log_evaluation(table: pd.DataFrame, run_ids: dict[str, str], report_html: str, chart_png: bytes,
-                   comparison: dict) -> None:
+                   comparison: dict, baseline_params: dict[str, dict]) -> None:
     """Each trained model's metrics on its own training run (so the MLflow UI shows them there),
-    each baseline in a child run of its own, and the report, chart and comparison on this run."""
+    each baseline in a child run of its own with its parameters, and the report, chart and
+    comparison on this run."""
     from movielens_pipeline.evaluation.reports import png_to_image
 
     client = mlflow.MlflowClient()
@@ -121,7 +129,8 @@ def log_evaluation(table: pd.DataFrame, run_ids: dict[str, str], report_html: st
                 client.log_metric(run_ids[name], key, value)
         else:
             with mlflow.start_run(run_name=name, nested=True):
-                mlflow.set_tag("model", name)
+                mlflow.set_tags({"model": name, "baseline": "true"})
+                mlflow.log_params(baseline_params.get(name, {}))
                 mlflow.log_metrics(model_metrics)
     mlflow.log_text(report_html, "evaluation/report.html")
     mlflow.log_image(png_to_image(chart_png), "evaluation/comparison.png")

@@ -63,3 +63,23 @@ def decision_summary(decision: dict) -> str:
         return f"Registry: {name}: {decision['reason']}"
     return (f"Registry: {name} versions {decision['versions']}; v{decision['version']} ({candidate}, best on "
             f"validation) is now @{decision['alias']}: {decision['reason']}")
+
+
+def version_description(model: str, candidate: str, alias: str, reason: str, metrics: dict[str, float],
+                        data: dict) -> str:  # fmt: skip
+    """What a registry reader needs about one version, in a few lines: its headline figures, the
+    data it was trained on, and why it was or was not promoted."""
+    def figure(key: str) -> str:
+        return f"{metrics[key]:.4f}" if key in metrics else "n/a"
+
+    if model == candidate:
+        verdict = f"Promoted to @{alias}: {reason}." if alias == "champion" else f"Not promoted (@{alias}): {reason}."
+    else:
+        verdict = f"Not a candidate: {candidate} was this run's best model on validation."
+    return (
+        f"{model}. Test NDCG@10 {figure('test_ndcg_at_10')}, HR@10 {figure('test_hit_at_10')} (full ranking, "
+        f"seen items excluded); validation NDCG@10 {figure('valid_ndcg_at_10')}. "
+        f"Trained on {data.get('num_interactions', 0):,} interactions of {data.get('num_users', 0):,} users and "
+        f"{data.get('num_items', 0):,} items (data fingerprint {data.get('fingerprint', '?')}). {verdict} "
+        "All metrics, parameters and curves: the source run."
+    )

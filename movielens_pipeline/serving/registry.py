@@ -4,6 +4,7 @@ champion alias, and load registered models back (for the gate and for warm start
 from __future__ import annotations
 
 import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from movielens_pipeline.serving.promotion import (
     choose_candidate,
     per_user_from_table,
     promotion_decision,
+    version_description,
 )
 from movielens_pipeline.training.trained_model import (
     TrainedModel,
@@ -83,9 +85,14 @@ def serving_requirements() -> list[str]:
     return [f"{name}=={version(name).split('+')[0]}" for name in packages]
 
 
-def log_pyfunc(trained: TrainedModel, dataset: SequenceDataset, name: str) -> str:
-    """Log one model as a pyfunc from code (no pickled Python objects); returns its model URI."""
-    with tempfile.TemporaryDirectory() as tmp:
+def log_pyfunc(trained: TrainedModel, dataset: SequenceDataset, name: str, run_id: str | None = None) -> str:
+    """Log one model as a pyfunc from code (no pickled Python objects); returns its model URI.
+
+    With ``run_id`` it is logged into that (finished) run, the training run, so the registered
+    version's source run is where the model was trained; otherwise into the active run.
+    """
+    with (mlflow.start_run(run_id=run_id, nested=True) if run_id else nullcontext()), \
+            tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         save_trained_model(trained, tmp / "model")
         artifacts = {"model": str(tmp / "model")}
@@ -242,8 +249,10 @@ def register_and_promote(
     candidate: str,
     alias: str,
     reason: str,
+    descriptions: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Register one version per model with its tags, then point ``alias`` at the candidate.
+    """Register one version per model with its tags and description, then point ``alias`` at
+    the candidate.
 
     The alias moves last. All or nothing: if any step fails, the versions created here are
     deleted, the aliases are put back as they were, and the error is raised.
@@ -257,8 +266,9 @@ def register_and_promote(
     try:
         for model, uri in model_uris.items():
             created[model] = mlflow.register_model(uri, name, tags=version_tags[model]).version
-        for key, value in {"promotion": alias, "promotion_reason": reason}.items():
-            client.set_model_version_tag(name, created[candidate], key, value)
+            if descriptions and model in descriptions:
+                client.update_model_version(name, created[model], description=descriptions[model])
+        client.set_model_version_tag(name, created[candidate], "promotion", alias)
         client.set_registered_model_alias(name, alias, created[candidate])
     except Exception:
         _restore_aliases(client, name, aliases_before)
@@ -279,6 +289,23 @@ def _restore_aliases(client: mlflow.MlflowClient, name: str, aliases_before: dic
                 client.set_registered_model_alias(name, alias, aliases_before[alias])
             else:
                 client.delete_registered_model_alias(name, alias)
+
+
+# The registry UI shows a version's tags in one row: architecture first, then the figures and
+# identities a reader compares versions by. Every metric and parameter is on the linked source run.
+HEADLINE_METRICS = ("test_ndcg_at_10", "test_hit_at_10", "valid_ndcg_at_10")
+IDENTITY_TAGS = ("data_fingerprint", "input_fingerprint", "git_commit", "zenml_run_id")
+
+
+def version_tags_of(model: str, weights_fingerprint: str, run_tags: dict[str, str],
+                    metrics: dict[str, float]) -> dict[str, str]:  # fmt: skip
+    """At most ten tags: architecture, headline metrics, identities (weights, data, code, run)."""
+    return (
+        {"architecture": model}
+        | {key: f"{metrics[key]:.4f}" for key in HEADLINE_METRICS if key in metrics}
+        | {"weights_fingerprint": weights_fingerprint}
+        | {key: run_tags[key] for key in IDENTITY_TAGS if key in run_tags}
+    )
 
 
 def register_run(
@@ -314,14 +341,14 @@ def register_run(
     promote, reason, stats = promotion_decision(candidate_scores, champion_scores, rule)
     alias = "champion" if promote else "challenger"
     new = {model: weights for model, weights in trained.items() if model not in existing}
-    version_tags = {
-        model: {"architecture": model, "weights_fingerprint": fingerprints[model]}
-        | tags
-        | {key: f"{value:.6f}" for key, value in flat_metrics(evaluation_metrics, model).items()}
-        for model in new
-    }
-    uris = {model: log_pyfunc(weights, dataset, model) for model, weights in new.items()}
-    created = register_and_promote(name, uris, version_tags, candidate, alias, reason)
+    version_tags = {model: version_tags_of(model, fingerprints[model], tags, flat_metrics(evaluation_metrics, model))
+                    for model in new}  # fmt: skip
+    data = dataset.stats | {"fingerprint": tags.get("data_fingerprint", dataset.fingerprint())}
+    descriptions = {model: version_description(model, candidate, alias, reason, flat_metrics(evaluation_metrics, model),
+                                               data)
+                    for model in new}  # fmt: skip
+    uris = {model: log_pyfunc(weights, dataset, model, weights.summary.get("mlflow_run_id")) for model, weights in new.items()}
+    created = register_and_promote(name, uris, version_tags, candidate, alias, reason, descriptions)
     return decision | {"versions": created, "version": created[candidate], "alias": alias, "reason": reason,
                        "bootstrap": stats}  # fmt: skip
 

@@ -95,6 +95,11 @@ class LoopSettings:
     # keeps the last weights (pretraining, which has no validation metric).
     patience: int | None = None
     rows_name: str = "rows"  # names the throughput figure, e.g. sequences_per_second
+    # Wall-clock budget for the whole run: training stops at the first batch past it, validates
+    # that epoch and keeps the best weights so far. None: no budget.
+    max_minutes: float | None = None
+    # Inside an epoch, a progress line (rows done, loss, ETA) at most this often.
+    progress_seconds: float = 30.0
 
 
 @dataclass
@@ -103,6 +108,7 @@ class FitResult:
     state_dict: dict[str, torch.Tensor]  # the best epoch's weights (the last without patience)
     best_epoch: int
     best_valid_ndcg_at_10: float | None
+    stop_reason: str  # "epochs", "patience" or "time budget"
 
 
 def fit(
@@ -129,6 +135,8 @@ def fit(
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
     history: list[dict] = []
     first_epoch, finished = 1, False
+    deadline = time.monotonic() + settings.max_minutes * 60 if settings.max_minutes is not None else math.inf
+    stop_reason = "epochs"
 
     saved = checkpoints.load() if checkpoints else None
     if saved is not None:
@@ -140,12 +148,14 @@ def fit(
         if stopper is not None:
             stopper.restore(saved["early_stopping"])
         history, first_epoch, finished = saved["history"], saved["epoch"] + 1, saved["finished"]
+        stop_reason = saved.get("stop_reason", stop_reason)
         logger.info("%s: resumed after epoch %d", name, saved["epoch"])
 
     for epoch in range(first_epoch, settings.epochs + 1):
         if finished:
             break
-        record = {"epoch": epoch} | _train_one_epoch(name, epoch, model, task, settings, optimizer, scaler, generator, device)
+        record = {"epoch": epoch} | _train_one_epoch(name, epoch, model, task, settings, optimizer, scaler, generator,
+                                                     device, deadline)  # fmt: skip
         if validate is not None:
             started = time.perf_counter()
             valid = validate()
@@ -155,10 +165,16 @@ def fit(
                 "valid_seconds": time.perf_counter() - started,
             }
         history.append(record)
-        if stopper is not None:
-            finished = stopper.update(record["valid_ndcg_at_10"], epoch, model)
+        if stopper is not None and stopper.update(record["valid_ndcg_at_10"], epoch, model):
+            finished, stop_reason = True, "patience"
+        if not finished and time.monotonic() >= deadline:
+            finished, stop_reason = True, "time budget"
+            record["stopped_on_time_budget"] = 1.0
         finished = finished or epoch == settings.epochs
         _log_epoch(name, record, settings)
+        if stop_reason == "time budget":
+            logger.warning("%s: stopped after epoch %d on its time budget of %s minutes (keeping the best weights)",
+                           name, epoch, settings.max_minutes)  # fmt: skip
         log_fn({k: v for k, v in record.items() if k != "epoch"}, epoch)
         if checkpoints:
             checkpoints.save(
@@ -172,23 +188,34 @@ def fit(
                     "history": history,
                     "epoch": epoch,
                     "finished": finished,
+                    "stop_reason": stop_reason,
                 }
             )
 
     if checkpoints:
         checkpoints.clear()
     if stopper is None:
-        return FitResult(history, detached_state(model), len(history), None)
-    return FitResult(history, stopper.best_state, stopper.best_epoch, stopper.best_value)
+        return FitResult(history, detached_state(model), len(history), None, stop_reason)
+    return FitResult(history, stopper.best_state, stopper.best_epoch, stopper.best_value, stop_reason)
 
 
-def _train_one_epoch(name, epoch, model, task, settings, optimizer, scaler, generator, device) -> dict[str, float]:
-    """One pass over the task's rows in a fresh order; mean losses per row and the timing."""
+def _train_one_epoch(name, epoch, model, task, settings, optimizer, scaler, generator, device,
+                     deadline: float = math.inf) -> dict[str, float]:  # fmt: skip
+    """One pass over the task's rows in a fresh order (cut short at ``deadline``, a
+    time.monotonic() value); mean losses per row seen and the timing."""
     model.train()
     started = time.perf_counter()
+    last_progress = time.monotonic()
     order = torch.randperm(task.num_rows, generator=generator)
     totals: dict[str, torch.Tensor] = {}
+    rows_seen = 0
     for start in range(0, task.num_rows, settings.batch_size):
+        if time.monotonic() >= deadline:
+            break
+        if time.monotonic() - last_progress >= settings.progress_seconds and rows_seen:
+            last_progress = time.monotonic()
+            _log_progress(name, epoch, settings, rows_seen, task.num_rows, float(totals["loss"]) / rows_seen,
+                          time.perf_counter() - started)  # fmt: skip
         row_ids = order[start : start + settings.batch_size]
         batch = task.make_batch(row_ids)
         with mixed_precision(device):
@@ -199,15 +226,29 @@ def _train_one_epoch(name, epoch, model, task, settings, optimizer, scaler, gene
         scaler.update()
         for part, value in losses.items():
             totals[part] = totals.get(part, 0.0) + value.detach().float() * len(row_ids)
+        rows_seen += len(row_ids)
     seconds = time.perf_counter() - started
-    means = {part: float(total) / task.num_rows for part, total in totals.items()}
+    means = {part: float(total) / max(rows_seen, 1) for part, total in totals.items()}
     not_finite = {part: value for part, value in means.items() if not math.isfinite(value)}
     if not_finite:
         raise NonFiniteLossError(
             f"{name} epoch {epoch}: {not_finite} is not finite; lower the learning rate or check the "
             "data (no weights of this run are kept)"
         )
-    return means | {"epoch_seconds": seconds, f"{settings.rows_name}_per_second": task.num_rows / seconds}
+    return means | {"epoch_seconds": seconds, f"{settings.rows_name}_per_second": rows_seen / seconds}
+
+
+def _log_progress(name: str, epoch: int, settings: LoopSettings, done: int, total: int, loss: float,
+                  seconds: float) -> None:  # fmt: skip
+    eta = seconds * (total - done) / done
+    logger.info("%s epoch %d/%d: %d/%d %s (%.0f%%), loss %.4f so far, %.0f %s/s, epoch ETA %s",
+                name, epoch, settings.epochs, done, total, settings.rows_name, 100 * done / total, loss,
+                done / seconds, settings.rows_name, _duration(eta))  # fmt: skip
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
 def _log_epoch(name: str, record: dict, settings: LoopSettings) -> None:

@@ -13,7 +13,7 @@ A pairwise model is any nn.Module with
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Literal
+from typing import Literal, Optional
 
 import numpy as np
 import torch
@@ -52,6 +52,9 @@ class PairwiseTrainConfig(StepParameters):
     eval_batch_size: int = 512
     # Users ranked after every epoch: a fixed seeded sample of this many (all when fewer).
     validation_users: int = 10_000
+    # Wall-clock budget of this training run in minutes (None: none): it stops at the first batch
+    # past it, validates, and keeps the best weights so far; MLflow records stopped_on_time_budget.
+    max_minutes: Optional[float] = None
 
 
 class LRMLTrainConfig(PairwiseTrainConfig):
@@ -143,7 +146,8 @@ def fit_pairwise(
     task = PairwiseTask(model, dataset, cfg, generator, device)
     score = user_score_fn(model, device)
     result = fit(
-        kind, model, task, LoopSettings(cfg.epochs, cfg.batch_size, cfg.patience, rows_name="pairs"),
+        kind, model, task,
+        LoopSettings(cfg.epochs, cfg.batch_size, cfg.patience, rows_name="pairs", max_minutes=cfg.max_minutes),
         OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.lr), generator, device,
         validate=validator(score, dataset, cfg.eval_batch_size, device, cfg.validation_users),
         log_fn=log_fn, checkpoints=checkpoints,
@@ -157,6 +161,7 @@ def fit_pairwise(
             "best_epoch": result.best_epoch,
             "best_valid_ndcg_at_10": result.best_valid_ndcg_at_10,
             "epochs_run": len(result.history),
+            "stop_reason": result.stop_reason,
             "train_pairs": task.num_rows,
             "train_seconds": sum(h["epoch_seconds"] for h in result.history),
         },

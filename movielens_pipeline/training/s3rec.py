@@ -65,6 +65,9 @@ class PretrainConfig(StepParameters):
     # Rows: every max_len-item window of each training sequence (True) or only its most recent.
     all_windows: bool = True
     seed: int = 42
+    # Wall-clock budget of this training run in minutes (None: none): it stops at the first batch
+    # past it, validates, and keeps the best weights so far; MLflow records stopped_on_time_budget.
+    max_minutes: Optional[float] = None
 
     @model_validator(mode="after")
     def _some_objective(self):
@@ -87,6 +90,9 @@ class FinetuneConfig(StepParameters):
     # Users ranked after every epoch: a fixed seeded sample of this many (all when fewer).
     validation_users: int = 10_000
     seed: int = 42
+    # Wall-clock budget of this training run in minutes (None: none): it stops at the first batch
+    # past it, validates, and keeps the best weights so far; MLflow records stopped_on_time_budget.
+    max_minutes: Optional[float] = None
 
     @model_validator(mode="after")
     def _known_loss(self):
@@ -203,7 +209,8 @@ def pretrain(
     generator = torch.Generator().manual_seed(cfg.seed)
     task = PretrainingTask(model, dataset, cfg, generator, device)
     result = fit(
-        "s3rec pretrain", model, task, LoopSettings(cfg.epochs, cfg.batch_size, rows_name="sequences"),
+        "s3rec pretrain", model, task,
+        LoopSettings(cfg.epochs, cfg.batch_size, rows_name="sequences", max_minutes=cfg.max_minutes),
         _adam(model, cfg.lr), generator, device, log_fn=log_fn, checkpoints=checkpoints,
     )  # fmt: skip
     return TrainedModel(
@@ -213,7 +220,8 @@ def pretrain(
         history=result.history,
         summary={
             "epochs_run": len(result.history),
-            "final_loss": result.history[-1]["loss"] if result.history else None,
+            "stop_reason": result.stop_reason,
+            "final_loss": result.history[-1].get("loss") if result.history else None,
             "train_seconds": sum(h["epoch_seconds"] for h in result.history),
         },
     )
@@ -244,7 +252,7 @@ def finetune(
     score = s3rec_score_fn(model, device)
     result = fit(
         f"{name} finetune", model, task,
-        LoopSettings(cfg.epochs, cfg.batch_size, cfg.patience, rows_name="sequences"),
+        LoopSettings(cfg.epochs, cfg.batch_size, cfg.patience, rows_name="sequences", max_minutes=cfg.max_minutes),
         _adam(model, cfg.lr), generator, device,
         validate=validator(score, dataset, cfg.eval_batch_size, device, cfg.validation_users),
         log_fn=log_fn, checkpoints=checkpoints,
@@ -263,6 +271,7 @@ def finetune(
             "best_valid_ndcg_at_10": result.best_valid_ndcg_at_10,
             "best_valid_hit_at_10": best["valid_hit_at_10"],
             "epochs_run": len(result.history),
+            "stop_reason": result.stop_reason,
             "pretrained": pretrained is not None,
             "train_seconds": sum(h["epoch_seconds"] for h in result.history),
         },
