@@ -120,7 +120,12 @@ def stage_register_and_serve(work: Path) -> dict:
     from movielens_pipeline.data.dataset import read_dataset
     from movielens_pipeline.serving.registry import log_pyfunc
 
+    import shutil
+
     dataset = read_dataset(_open_in(work / "dataset"))
+    for leftover in ("mlflow.db", "artifacts", "served"):  # a kept work folder's earlier registry
+        path = work / leftover
+        path.unlink() if path.is_file() else shutil.rmtree(path, ignore_errors=True)
     mlflow.set_tracking_uri(f"sqlite:///{work / 'mlflow.db'}")
     # Artifacts in the work folder too, not in ./mlruns of whatever folder the benchmark ran from.
     mlflow.set_experiment(experiment_id=mlflow.create_experiment("scale", (work / "artifacts").as_uri()))

@@ -254,6 +254,29 @@ def test_finetuned_model_learns_planted_sequences_far_better_than_popularity():
     assert model_ndcg > popularity_ndcg + 0.4, (model_ndcg, popularity_ndcg)
 
 
+def test_sampled_softmax_over_every_item_with_a_uniform_proposal_is_the_full_softmax():
+    torch.manual_seed(0)
+    model = S3Rec(S3RecConfig(num_items=30, num_attributes=5, **SMALL)).eval()  # no dropout: same encoding twice
+    items = torch.tensor([[0, 0, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]])
+    uniform = torch.full((32,), -np.log(30.0))
+    full = model.next_item_loss(items[:, :-1], items[:, 1:], "ce")
+    # Each target is among the negatives and is left out there, so the softmax is over all 30 items.
+    sampled = model.next_item_loss(items[:, :-1], items[:, 1:], "sampled_softmax", torch.arange(1, 31), uniform)
+    torch.testing.assert_close(sampled, full)
+
+
+def test_sampled_softmax_finetuning_learns_planted_sequences_far_better_than_popularity():
+    dataset = chain_dataset()
+    config = model_config(dataset, hidden_size=32, hidden_dropout=0.1, attention_dropout=0.1)
+    cfg = FinetuneConfig(epochs=25, batch_size=32, lr=3e-3, loss="sampled_softmax", sampled_negatives=16)
+    trained = finetune(dataset, config, cfg)
+    model = S3Rec(config)
+    model.load_state_dict(trained.state_dict)
+    model_ndcg = ndcg_on_test_split(s3rec_score_fn(model, "cpu", config.max_len), dataset)
+    popularity_ndcg = ndcg_on_test_split(popularity_score_fn(dataset), dataset)
+    assert model_ndcg > popularity_ndcg + 0.4, (model_ndcg, popularity_ndcg)
+
+
 def test_configs_reject_settings_that_cannot_train():
     with pytest.raises(ValueError):
         PretrainConfig(aap_weight=0, mip_weight=0, map_weight=0, sp_weight=0)

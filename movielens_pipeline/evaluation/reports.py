@@ -12,13 +12,19 @@ SAMPLED = ["sampled_hit_at_10", "sampled_ndcg_at_10"]
 
 
 def format_results(table: pd.DataFrame) -> str:
+    """The test tables ``make run`` ends with; baselines are marked, since they are never registered."""
+    from movielens_pipeline.evaluation.baselines import BASELINES
+
     test = table[table["split"] == "test"].set_index("model").sort_values("ndcg_at_10", ascending=False)
+    test.index = [f"{name} (baseline)" if name in BASELINES else name for name in test.index]
     with pd.option_context("display.float_format", "{:.4f}".format, "display.width", 160):
         return (
             "Test, full ranking over all items, seen items excluded (headline):\n"
             f"{test[HEADLINE].to_string()}\n\n"
             "Test, target vs 99 sampled unseen items (papers' protocol):\n"
-            f"{test[SAMPLED].to_string()}"
+            f"{test[SAMPLED].to_string()}\n\n"
+            "Baselines are for comparison and never registered; the registry candidate is the trained "
+            "model best on validation NDCG@10."
         )
 
 

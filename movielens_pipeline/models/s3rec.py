@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-FINETUNE_LOSSES = ("ce", "bce")
+FINETUNE_LOSSES = ("ce", "bce", "sampled_softmax")
 
 
 @dataclass
@@ -205,12 +205,17 @@ class S3Rec(nn.Module):
         targets: torch.Tensor,
         loss: str = "ce",
         negatives: torch.Tensor | None = None,
+        log_q: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Mean next-item loss over the real positions of left-padded ``inputs`` [B, L].
 
-        ``targets`` [B, L] holds the item following each input position. ``"ce"``: softmax
-        cross-entropy over every real item; ``"bce"``: target against ``negatives`` [B, L], one
-        sampled item per position.
+        ``targets`` [B, L] holds the item following each input position.
+        - ``"ce"``: softmax cross-entropy over every real item;
+        - ``"bce"``: target against ``negatives`` [B, L], one sampled item per position;
+        - ``"sampled_softmax"``: softmax over the target and ``negatives`` [K], drawn once for the
+          whole batch from a proposal whose log-probabilities per item are ``log_q``
+          [num_items + 1]; every logit is corrected by -log q (the logQ correction, so the loss
+          estimates the full softmax's), and a negative equal to a position's target is left out.
         """
         hidden = self.encode(inputs, causal=True)
         real = inputs != 0
@@ -218,12 +223,20 @@ class S3Rec(nn.Module):
         if loss == "ce":
             logits = hidden @ self.item_embedding.weight[1 : self.config.num_items + 1].T
             return F.cross_entropy(logits.float(), targets - 1)
+        if negatives is None:
+            raise ValueError(f"the {loss!r} loss needs sampled negatives")
         if loss == "bce":
-            if negatives is None:
-                raise ValueError("the 'bce' loss needs one negative item per position")
             positive_logits = (hidden * self.item_embedding(targets)).sum(-1).float()
             negative_logits = (hidden * self.item_embedding(negatives[real])).sum(-1).float()
             return (F.softplus(-positive_logits) + F.softplus(negative_logits)).mean()
+        if loss == "sampled_softmax":
+            if log_q is None:
+                raise ValueError("the 'sampled_softmax' loss needs the proposal's log_q")
+            positive = (hidden * self.item_embedding(targets)).sum(-1).float() - log_q[targets]
+            negative = (hidden @ self.item_embedding(negatives).T).float() - log_q[negatives]
+            negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))
+            logits = torch.cat([positive[:, None], negative], dim=1)
+            return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
         raise ValueError(f"loss must be one of {FINETUNE_LOSSES}")
 
     def score_items(self, histories: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import Optional, Sequence
+from typing import Literal, Optional, Sequence
 
+import numpy as np
 import torch
 from pydantic import model_validator
 
@@ -82,7 +83,13 @@ class FinetuneConfig(StepParameters):
     epochs: int = 200
     batch_size: int = 128
     lr: float = 2e-3
-    loss: str = "ce"  # "ce" (full softmax) or "bce" (one sampled negative per position)
+    # "ce" (full softmax), "bce" (one sampled negative per position) or "sampled_softmax" (K shared
+    # negatives per batch with the logQ correction: the choice for catalogues of tens of thousands).
+    loss: str = "ce"
+    sampled_negatives: int = 1024  # K, for "sampled_softmax"
+    # Where "sampled_softmax" draws its negatives: "uniform" over items, or "popularity"
+    # (training interaction counts; harder negatives, corrected by -log q).
+    negative_sampling: Literal["uniform", "popularity"] = "popularity"
     patience: int = 10  # epochs without a better validation NDCG@10 before stopping
     # Rows: every max_len-item window of each training sequence (True) or only its most recent.
     all_windows: bool = True
@@ -98,6 +105,8 @@ class FinetuneConfig(StepParameters):
     def _known_loss(self):
         if self.loss not in FINETUNE_LOSSES:
             raise ValueError(f"loss must be one of {FINETUNE_LOSSES}, got {self.loss!r}")
+        if self.sampled_negatives < 1:
+            raise ValueError(f"sampled_negatives must be at least 1, got {self.sampled_negatives}")
         return self
 
 
@@ -177,15 +186,35 @@ class NextItemTask:
         rows = training_rows(dataset, max_len + 1, cfg.all_windows)
         self.num_rows = len(rows)
         self.sampler = FinetuningSampler(rows, dataset.num_items, max_len, generator)
+        self.generator = generator
+        self.proposal = NegativeProposal(dataset, cfg.negative_sampling, device) if cfg.loss == "sampled_softmax" else None
         self.model, self.cfg, self.device = model, cfg, device
 
     def make_batch(self, row_ids: torch.Tensor):
         inputs, targets, negatives = self.sampler.batch(row_ids, with_negatives=self.cfg.loss == "bce")
+        if self.cfg.loss == "sampled_softmax":
+            negatives = self.proposal.sample(self.cfg.sampled_negatives, self.generator)
         return inputs.to(self.device), targets.to(self.device), None if negatives is None else negatives.to(self.device)
 
     def loss(self, batch) -> dict[str, torch.Tensor]:
         inputs, targets, negatives = batch
-        return {"loss": self.model.next_item_loss(inputs, targets, self.cfg.loss, negatives)}
+        log_q = self.proposal.log_q if self.proposal is not None else None
+        return {"loss": self.model.next_item_loss(inputs, targets, self.cfg.loss, negatives, log_q)}
+
+
+class NegativeProposal:
+    """The distribution sampled softmax draws its shared negatives from: uniform over the items,
+    or proportional to their training interaction counts (every item keeps a count of at least 1)."""
+
+    def __init__(self, dataset: SequenceDataset, kind: str, device: torch.device):
+        weights = np.ones(dataset.num_items + 1) if kind == "uniform" else np.maximum(dataset.item_popularity(), 1)
+        weights[0] = 0.0  # padding is never a negative
+        self.probabilities = torch.as_tensor(weights / weights.sum(), dtype=torch.float64)
+        # log q of padding is never read (padding is neither a target nor a negative).
+        self.log_q = torch.log(self.probabilities.clamp(min=1e-300)).float().to(device)
+
+    def sample(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.multinomial(self.probabilities, count, replacement=True, generator=generator)
 
 
 def _adam(model: S3Rec, lr: float) -> torch.optim.Adam:
