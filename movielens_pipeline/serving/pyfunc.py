@@ -162,8 +162,10 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
     def _scores(self, users: np.ndarray, histories: Ragged, usable: np.ndarray) -> torch.Tensor:
         """[rows, num_items + 1] scores: the model's, one forward pass for the usable rows;
         popularity for the others."""
-        scores = self.popularity.expand(len(users), -1).clone()
         rows = np.flatnonzero(usable)
+        if len(rows) == len(users):  # the usual case: the model's own (fresh) scores, no copy
+            return self.recommender.score_fn(torch.as_tensor(users), histories)[:, : self.num_items + 1].float()
+        scores = self.popularity.expand(len(users), -1).clone()
         if len(rows):
             model_scores = self.recommender.score_fn(torch.as_tensor(users[rows]), histories[rows])
             scores[torch.as_tensor(rows)] = model_scores[:, : self.num_items + 1].float()
