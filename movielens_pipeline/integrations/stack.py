@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from movielens_pipeline.integrations.logs import plain_output_unless_terminal
+
 STACK_NAME = "movielens"
 TRACKER_NAME = "movielens_mlflow_tracker"
 REGISTRY_NAME = "movielens_mlflow_registry"
@@ -120,6 +122,7 @@ def main() -> None:
     parser.add_argument("--dashboard-args", action="store_true", help="print the dashboard's store arguments")
     parser.add_argument("--delete-runs", action="store_true", help="delete this project's ZenML runs and artifacts")
     args = parser.parse_args()
+    plain_output_unless_terminal()  # before zenml is imported
     if args.dashboard_args:
         print(dashboard_args())
         return
