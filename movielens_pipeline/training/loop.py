@@ -241,9 +241,9 @@ def _train_one_epoch(name, epoch, model, task, settings, optimizer, scaler, gene
 def _log_progress(name: str, epoch: int, settings: LoopSettings, done: int, total: int, loss: float,
                   seconds: float) -> None:  # fmt: skip
     eta = seconds * (total - done) / done
-    logger.info("%s epoch %d/%d: %d/%d %s (%.0f%%), loss %.4f so far, %.0f %s/s, epoch ETA %s",
-                name, epoch, settings.epochs, done, total, settings.rows_name, 100 * done / total, loss,
-                done / seconds, settings.rows_name, _duration(eta))  # fmt: skip
+    logger.info("%s epoch %d/%d: %s/%s %s (%.0f%%), loss %.4f so far, %s %s/s, epoch ETA %s",
+                name, epoch, settings.epochs, f"{done:,}", f"{total:,}", settings.rows_name, 100 * done / total, loss,
+                f"{done / seconds:,.0f}", settings.rows_name, _duration(eta))  # fmt: skip
 
 
 def _duration(seconds: float) -> str:
