@@ -27,6 +27,12 @@ class Ragged:
         return cls(np.asarray(values, dtype=np.int64), offsets[:-1], offsets[1:])
 
     @classmethod
+    def from_pairs(cls, rows: np.ndarray, values: np.ndarray, num_rows: int) -> "Ragged":
+        """From (row, value) pairs ordered by row: row i holds the values paired with i."""
+        counts = np.bincount(rows, minlength=num_rows)
+        return cls.from_offsets(values, np.concatenate([[0], np.cumsum(counts)]))
+
+    @classmethod
     def from_rows(cls, rows: Sequence[Sequence[int]]) -> "Ragged":
         """From a list of rows (small inputs: tests and serving requests)."""
         lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
@@ -94,5 +100,4 @@ def join_rows(parts: Sequence[Ragged]) -> Ragged:
     rows = np.concatenate([r for r, _ in flats])
     values = np.concatenate([v for _, v in flats])
     order = np.argsort(rows, kind="stable")
-    counts = np.bincount(rows, minlength=len(parts[0]))
-    return Ragged.from_offsets(values[order], np.concatenate([[0], np.cumsum(counts)]))
+    return Ragged.from_pairs(rows[order], values[order], len(parts[0]))

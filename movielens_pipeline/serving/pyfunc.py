@@ -92,8 +92,7 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         )
         # Row u holds every item user index u rated, in sequence order; row 0 (no user) is empty.
         rated = pd.read_parquet(context.artifacts["user_items"])
-        counts = np.bincount(rated["user_idx"].to_numpy(), minlength=len(users) + 1)
-        self.rated = Ragged.from_offsets(rated["item_idx"].to_numpy(), np.concatenate([[0], np.cumsum(counts)]))
+        self.rated = Ragged.from_pairs(rated["user_idx"].to_numpy(), rated["item_idx"].to_numpy(), len(users) + 1)
 
     def _params(self, params: dict | None) -> tuple[int, bool]:
         params = params or {}
@@ -156,8 +155,8 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         rows, flat = sent.flat()
         where = np.searchsorted(self.sorted_item_ids, flat).clip(max=max(len(self.sorted_item_ids) - 1, 0))
         indices = np.where(self.sorted_item_ids[where] == flat, self.sorted_item_idx[where], 0)
-        counts = np.bincount(rows[indices > 0], minlength=len(histories))
-        return Ragged.from_offsets(indices[indices > 0], np.concatenate([[0], np.cumsum(counts)]))
+        known = indices > 0
+        return Ragged.from_pairs(rows[known], indices[known], len(histories))
 
     def _scores(self, users: np.ndarray, histories: Ragged, usable: np.ndarray) -> torch.Tensor:
         """[rows, num_items + 1] scores: the model's, one forward pass for the usable rows;

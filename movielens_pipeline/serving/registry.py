@@ -152,8 +152,8 @@ class RegisteredRecommender:
             own_users = torch.as_tensor(to_own_user[user_indices.cpu().numpy()])
             rows, items = histories.flat()
             own_items = to_own_item[items]
-            counts = np.bincount(rows[own_items > 0], minlength=len(histories))
-            own_histories = Ragged.from_offsets(own_items[own_items > 0], np.concatenate([[0], np.cumsum(counts)]))
+            known = own_items > 0
+            own_histories = Ragged.from_pairs(rows[known], own_items[known], len(histories))
             own_scores = recommender.score_fn(own_users, own_histories).float().cpu()
             if not recommender.uses_history:
                 cold = own_users == 0
@@ -341,12 +341,10 @@ def register_run(
     promote, reason, stats = promotion_decision(candidate_scores, champion_scores, rule)
     alias = "champion" if promote else "challenger"
     new = {model: weights for model, weights in trained.items() if model not in existing}
-    version_tags = {model: version_tags_of(model, fingerprints[model], tags, flat_metrics(evaluation_metrics, model))
-                    for model in new}  # fmt: skip
+    metrics = {model: flat_metrics(evaluation_metrics, model) for model in new}
     data = dataset.stats | {"fingerprint": tags.get("data_fingerprint", dataset.fingerprint())}
-    descriptions = {model: version_description(model, candidate, alias, reason, flat_metrics(evaluation_metrics, model),
-                                               data)
-                    for model in new}  # fmt: skip
+    version_tags = {model: version_tags_of(model, fingerprints[model], tags, metrics[model]) for model in new}
+    descriptions = {model: version_description(model, candidate, alias, reason, metrics[model], data) for model in new}
     uris = {model: log_pyfunc(weights, dataset, model, weights.summary.get("mlflow_run_id")) for model, weights in new.items()}
     created = register_and_promote(name, uris, version_tags, candidate, alias, reason, descriptions)
     return decision | {"versions": created, "version": created[candidate], "alias": alias, "reason": reason,
