@@ -9,6 +9,7 @@ quality on MovieLens-100k.
   (full ranking, seen items excluded) of each, and the means.
 
 Run: .venv/bin/python benchmarks/sampled_softmax.py [--parts speed quality] [--seeds 42 1 2 3 4]
+     [--quality-negatives 1024] [--proposal popularity]
 (writes benchmarks/results/sampled_softmax.json)
 """
 
@@ -61,15 +62,21 @@ def speed(num_items: int, negatives: int, batch_size: int = 128, steps: int = 6)
     }  # fmt: skip
 
 
-def quality(seeds: list[int], negatives: int, earlier: dict | None = None) -> dict:
-    """Per seed and loss, test figures; ``earlier`` results (other seeds, same K) are kept."""
+def quality(seeds: list[int], negatives: int, proposal: str, earlier: dict | None = None,
+            full_softmax_runs: dict | None = None) -> dict:  # fmt: skip
+    """Per seed and loss, test figures; ``earlier`` results (other seeds, same K and proposal)
+    are kept. The full softmax does not depend on K or the proposal: a seed's run found in
+    ``full_softmax_runs`` (seed -> figures) is reused rather than trained again."""
     device, dataset = common.prepare("cpu", None)
     model_config = S3RecConfig(num_items=dataset.num_items, num_attributes=dataset.num_attributes)
     per_seed = {int(seed): runs for seed, runs in (earlier or {}).get("per_seed", {}).items()}
     for seed in seeds:
         per_seed[seed] = {}
         for loss in ("ce", "sampled_softmax"):
-            config = FinetuneConfig(seed=seed, loss=loss, sampled_negatives=negatives)
+            if loss == "ce" and seed in (full_softmax_runs or {}):
+                per_seed[seed][loss] = full_softmax_runs[seed]
+                continue
+            config = FinetuneConfig(seed=seed, loss=loss, sampled_negatives=negatives, negative_sampling=proposal)
             trained, wall = common.timed(finetune, dataset, model_config, config, device)
             model = S3Rec(model_config)
             model.load_state_dict(trained.state_dict)
@@ -80,7 +87,7 @@ def quality(seeds: list[int], negatives: int, earlier: dict | None = None) -> di
         f"{loss}_{metric}_mean": statistics.fmean(runs[loss][metric] for runs in per_seed.values())
         for loss in ("ce", "sampled_softmax") for metric in ("test_ndcg_at_10", "test_hit_at_10", "train_wall_seconds")
     }  # fmt: skip
-    return {"negatives": negatives, "per_seed": per_seed, "summary": means}
+    return {"negatives": negatives, "negative_sampling": proposal, "per_seed": per_seed, "summary": means}
 
 
 def main() -> None:
@@ -88,7 +95,9 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["speed", "quality"])
     parser.add_argument("--items", type=int, default=87_584)
     parser.add_argument("--negatives", type=int, default=1024, help="K for the speed part")
-    parser.add_argument("--quality-negatives", type=int, default=256, help="K on ML-100k (1,349 items)")
+    parser.add_argument("--quality-negatives", type=int, default=1024, help="K on ML-100k (1,349 items)")
+    parser.add_argument("--proposal", choices=["popularity", "uniform"], default="popularity",
+                        help="where the quality part's negatives come from")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2, 3, 4])
     args = parser.parse_args()
     started = time.perf_counter()
@@ -97,9 +106,13 @@ def main() -> None:
         report["speed"] = speed(args.items, args.negatives)
         print(report["speed"], flush=True)
     if "quality" in args.parts:
-        earlier = report.get("quality") if report.get("quality", {}).get("negatives") == args.quality_negatives else None
-        report["quality"] = quality(args.seeds, args.quality_negatives, earlier)
-        print(report["quality"]["summary"], flush=True)
+        # One entry per K and proposal, so settings measured in separate runs stay side by side.
+        key = f"K={args.quality_negatives} {args.proposal}"
+        runs = report.setdefault("quality", {})
+        full_softmax = {int(seed): figures["ce"] for entry in runs.values()
+                        for seed, figures in entry["per_seed"].items()}  # fmt: skip
+        runs[key] = quality(args.seeds, args.quality_negatives, args.proposal, runs.get(key), full_softmax)
+        print(runs[key]["summary"], flush=True)
     common.write_report(report | common.environment(started), RESULTS)
 
 

@@ -32,8 +32,9 @@ def training_pipeline(
 
     ``pretrain=False`` skips S3Rec's pretraining: finetuning then starts from scratch (the
     SASRec-style ablation) or, with ``warm_start``, from the registered model's weights (S3Rec
-    and LRML both continue from the champion's architecture-mates; load_champion says which). ``compare_without_pretraining`` also trains that ablation beside the
-    pretrained model, so every run shows what pretraining buys.
+    and LRML both continue from the champion's architecture-mates; load_champion says which).
+    ``compare_without_pretraining`` also trains that ablation beside the pretrained model, so
+    every run shows what pretraining buys.
     """
     champion = load_champion(registered_model_name)
     interactions, items, item_attributes, input_fingerprint = ingest_ratings()
