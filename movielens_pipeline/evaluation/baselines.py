@@ -124,7 +124,8 @@ def fit_ease(dataset: SequenceDataset, l2: float = 300.0, memory_mb: float = 204
     gram = _gram(x_t, x)
     gram.diagonal().add_(l2)
     # The regularised Gram matrix is symmetric positive definite: a Cholesky inverse costs about
-    # half a general one. In place where torch allows, so at most two float64 matrices live at once.
+    # half a general one. Each matrix is freed once the next exists, and the scaling is in place,
+    # so at most two float64 matrices live at once.
     factor = torch.linalg.cholesky(gram)
     del gram
     precision = torch.cholesky_inverse(factor)
