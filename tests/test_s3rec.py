@@ -16,6 +16,7 @@ from movielens_pipeline.models.s3rec import S3Rec, S3RecConfig
 from movielens_pipeline.training.checkpoints import CheckpointStore
 from movielens_pipeline.training.s3rec import (
     FinetuneConfig,
+    NegativeProposal,
     PretrainConfig,
     finetune,
     pretrain,
@@ -263,6 +264,15 @@ def test_sampled_softmax_over_every_item_with_a_uniform_proposal_is_the_full_sof
     # Each target is among the negatives and is left out there, so the softmax is over all 30 items.
     sampled = model.next_item_loss(items[:, :-1], items[:, 1:], "sampled_softmax", torch.arange(1, 31), uniform)
     torch.testing.assert_close(sampled, full)
+
+
+def test_uniform_proposal_draws_distinct_items_and_every_item_at_the_catalogue_size():
+    proposal = NegativeProposal(chain_dataset(), "uniform", torch.device("cpu"))
+    generator = torch.Generator().manual_seed(0)
+    draws = [proposal.sample(40, generator) for _ in range(50)]
+    assert all(len(d.unique()) == 40 and d.min() >= 1 and d.max() <= 60 for d in draws)
+    assert len(torch.cat(draws).unique()) == 60  # no item is left out of the draws
+    assert sorted(proposal.sample(100, generator).tolist()) == list(range(1, 61))
 
 
 def test_sampled_softmax_finetuning_learns_planted_sequences_far_better_than_popularity():

@@ -7,14 +7,14 @@ ranking code never needs to know the architecture.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from movielens_pipeline.data.dataset import pad_left
-from movielens_pipeline.data.ragged import as_ragged
+from movielens_pipeline.data.ragged import Ragged, as_ragged
 from movielens_pipeline.evaluation.metrics import ScoreFn
 from movielens_pipeline.models.bpr import BPRMF, BPRConfig
 from movielens_pipeline.models.lrml import LRML, LRMLConfig
@@ -22,19 +22,33 @@ from movielens_pipeline.models.s3rec import S3Rec, S3RecConfig
 from movielens_pipeline.training.trained_model import TrainedModel
 
 
-def s3rec_score_fn(model: S3Rec, device: torch.device | str = "cpu", max_len: int | None = None) -> ScoreFn:
+# query_fn(user_indices [B], histories) -> [B, d]: what a dot-product model scores each item's
+# vector against.
+QueryFn = Callable[[torch.Tensor, Ragged], torch.Tensor]
+
+
+def s3rec_query_fn(model: S3Rec, device: torch.device | str = "cpu", max_len: int | None = None) -> QueryFn:
     """Each history's last ``max_len`` items through the causal encoder."""
     device = torch.device(device)
     max_len = max_len or model.config.max_len
 
-    def scores(user_indices: torch.Tensor, histories: Sequence[np.ndarray]) -> torch.Tensor:
+    def queries(user_indices: torch.Tensor, histories: Sequence[np.ndarray]) -> torch.Tensor:
         model.eval()
         # Full precision: bf16 scores would tie often, and ties count against the target.
         with torch.no_grad():
             # Padded to the batch's longest history only (positions count from the end, so the
-            # scores are the same as at max_len).
+            # encoding is the same as at max_len).
             width = int(min(max_len, max(1, as_ragged(histories).lengths.max(initial=1))))
-            return model.score_items(pad_left(histories, width).to(device))
+            return model.next_item_query(pad_left(histories, width).to(device))
+
+    return queries
+
+
+def s3rec_score_fn(model: S3Rec, device: torch.device | str = "cpu", max_len: int | None = None) -> ScoreFn:
+    query_fn = s3rec_query_fn(model, device, max_len)
+
+    def scores(user_indices: torch.Tensor, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        return query_fn(user_indices, histories) @ model.item_vectors().detach().T
 
     return scores
 
@@ -66,15 +80,21 @@ def trained_module(trained: TrainedModel) -> nn.Module:
 
 @dataclass
 class Recommender:
-    """A scorer plus what serving must know: does it read the history or the user id?"""
+    """A scorer plus what serving must know: does it read the history or the user id? A
+    dot-product model also gives its queries and item vectors, so serving can find the best
+    items without forming every row's score over the whole catalogue."""
 
     kind: str
     score_fn: ScoreFn
     uses_history: bool
+    query_fn: QueryFn | None = None
+    item_vectors: torch.Tensor | None = None  # [num_items + 1, d]
 
 
 def load_recommender(trained: TrainedModel, device: torch.device | str = "cpu") -> Recommender:
     model = trained_module(trained).to(device)
     if isinstance(model, S3Rec):
-        return Recommender(trained.kind, s3rec_score_fn(model, device), uses_history=True)
+        return Recommender(trained.kind, s3rec_score_fn(model, device), uses_history=True,
+                           query_fn=s3rec_query_fn(model, device),
+                           item_vectors=model.item_vectors().detach())  # fmt: skip
     return Recommender(trained.kind, user_score_fn(model, device), uses_history=False)

@@ -239,7 +239,15 @@ class S3Rec(nn.Module):
             return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
         raise ValueError(f"loss must be one of {FINETUNE_LOSSES}")
 
+    def next_item_query(self, histories: torch.Tensor) -> torch.Tensor:
+        """The vector [B, hidden] that each item's embedding is scored against: the causal
+        encoding of the last position of left-padded histories [B, L]."""
+        return self.encode(histories, causal=True, last_only=True)[:, -1]
+
+    def item_vectors(self) -> torch.Tensor:
+        """Embeddings [num_items + 1, hidden] of padding and the real items ([MASK] dropped)."""
+        return self.item_embedding.weight[: self.config.num_items + 1]
+
     def score_items(self, histories: torch.Tensor) -> torch.Tensor:
         """Next-item scores [B, num_items + 1] for left-padded histories [B, L] ([MASK] dropped)."""
-        last_hidden = self.encode(histories, causal=True, last_only=True)[:, -1]
-        return last_hidden @ self.item_embedding.weight[: self.config.num_items + 1].T
+        return self.next_item_query(histories) @ self.item_vectors().T

@@ -8,9 +8,11 @@ user-based one), else "". Unknown item ids are ignored. A known user who sends n
 answered from the history stored with the model, and every item a known user rated is excluded
 (with ``exclude_seen``), whatever the architecture.
 
-Rows are scored in batches, one forward pass per batch. A request holds at most ``MAX_ROWS``
-rows of at most ``MAX_HISTORY`` items each; anything over a limit, a non-integral or
-out-of-range id and a bad param get a 400 answer that names the row and the value.
+Rows are scored in batches, one forward pass per batch; a dot-product model's best items are
+found block by block over the catalogue (``top_items``), never as a full score matrix. A
+request holds at most ``MAX_ROWS`` rows of at most ``MAX_HISTORY`` items each; anything over a
+limit, a non-integral or out-of-range id and a bad param get a 400 answer that names the row
+and the value.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from movielens_pipeline.data.ragged import Ragged, join_rows
 from movielens_pipeline.evaluation.scorers import load_recommender
+from movielens_pipeline.serving.top_items import top_items_by_dot_product
 from movielens_pipeline.training.trained_model import load_trained_model
 
 MAX_K = 1000
@@ -125,15 +128,11 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         ids, titles, values = [], [], []
         for start in range(0, len(users), BATCH_ROWS):
             rows = slice(start, start + BATCH_ROWS)
-            scores = self._scores(users[rows], histories[rows], usable[rows])
-            if seen is not None:
-                seen_rows, seen_items = seen[rows].flat()
-                scores[torch.as_tensor(seen_rows), torch.as_tensor(seen_items)] = float("-inf")
-            scores[:, 0] = float("-inf")
-            top = scores.topk(k, dim=1)
-            ids.append(self.item_ids[top.indices.numpy()])
-            titles.append(self.titles[top.indices.numpy()])
-            values.append(top.values.numpy().astype(float))
+            top_values, top_items = self._top_items(users[rows], histories[rows], usable[rows],
+                                                    None if seen is None else seen[rows], k)  # fmt: skip
+            ids.append(self.item_ids[top_items.numpy()])
+            titles.append(self.titles[top_items.numpy()])
+            values.append(top_values.numpy().astype(float))
         answers = pd.DataFrame({
             "user_id": user_ids,
             "item_ids": np.concatenate(ids).astype(np.int64).tolist() if ids else [],
@@ -158,17 +157,38 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         known = indices > 0
         return Ragged.from_pairs(rows[known], indices[known], len(histories))
 
-    def _scores(self, users: np.ndarray, histories: Ragged, usable: np.ndarray) -> torch.Tensor:
-        """[rows, num_items + 1] scores: the model's, one forward pass for the usable rows;
-        popularity for the others."""
-        rows = np.flatnonzero(usable)
-        if len(rows) == len(users):  # the usual case: the model's own (fresh) scores, no copy
-            return self.recommender.score_fn(torch.as_tensor(users), histories)[:, : self.num_items + 1].float()
-        scores = self.popularity.expand(len(users), -1).clone()
-        if len(rows):
-            model_scores = self.recommender.score_fn(torch.as_tensor(users[rows]), histories[rows])
-            scores[torch.as_tensor(rows)] = model_scores[:, : self.num_items + 1].float()
-        return scores
+    def _top_items(self, users: np.ndarray, histories: Ragged, usable: np.ndarray, seen: Ragged | None,
+                   k: int) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Scores and item indices [rows, k] of each row's k best items, ``seen`` excluded: the
+        model's, one forward pass for the usable rows; popularity's for the others."""
+        values = torch.empty((len(users), k))
+        items = torch.empty((len(users), k), dtype=torch.long)
+        model_rows, fallback_rows = np.flatnonzero(usable), np.flatnonzero(~usable)
+        recommender = self.recommender
+        if len(model_rows):
+            excluded = None if seen is None else seen[model_rows]
+            if recommender.query_fn is not None:
+                queries = recommender.query_fn(torch.as_tensor(users[model_rows]), histories[model_rows])
+                found = top_items_by_dot_product(queries, recommender.item_vectors, k, excluded)
+            else:
+                scores = recommender.score_fn(torch.as_tensor(users[model_rows]), histories[model_rows])
+                found = _top_k(scores[:, : self.num_items + 1].float(), k, excluded)
+            values[model_rows], items[model_rows] = found
+        if len(fallback_rows):
+            scores = self.popularity.expand(len(fallback_rows), -1).clone()
+            excluded = None if seen is None else seen[fallback_rows]
+            values[fallback_rows], items[fallback_rows] = _top_k(scores, k, excluded)
+        return values, items
+
+
+def _top_k(scores: torch.Tensor, k: int, exclude: Ragged | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's k best items of a full score matrix (overwritten), ``exclude`` and padding left out."""
+    if exclude is not None:
+        rows, items = exclude.flat()
+        scores[torch.as_tensor(rows), torch.as_tensor(items)] = float("-inf")
+    scores[:, 0] = float("-inf")
+    top = scores.topk(k, dim=1)
+    return top.values, top.indices
 
 
 mlflow.models.set_model(RecommenderModel())

@@ -87,8 +87,9 @@ class FinetuneConfig(StepParameters):
     # negatives per batch with the logQ correction: the choice for catalogues of tens of thousands).
     loss: str = "ce"
     sampled_negatives: int = 1024  # K, for "sampled_softmax"
-    # Where "sampled_softmax" draws its negatives: "uniform" over items, or "popularity"
-    # (training interaction counts; harder negatives, corrected by -log q).
+    # Where "sampled_softmax" draws its negatives: "uniform", K distinct items (every item when K
+    # is the catalogue or more), or "popularity", K draws with replacement in proportion to the
+    # training interaction counts (harder negatives, corrected by -log q).
     negative_sampling: Literal["uniform", "popularity"] = "popularity"
     patience: int = 10  # epochs without a better validation NDCG@10 before stopping
     # Rows: every max_len-item window of each training sequence (True) or only its most recent.
@@ -204,9 +205,15 @@ class NextItemTask:
 
 class NegativeProposal:
     """The distribution sampled softmax draws its shared negatives from: uniform over the items,
-    or proportional to their training interaction counts (every item keeps a count of at least 1)."""
+    or proportional to their training interaction counts (every item keeps a count of at least 1).
+
+    Uniform negatives are drawn without replacement: a repeated item adds no information, and K
+    distinct items bring the loss closer to the full softmax (at K >= catalogue it is the full
+    softmax). Their log q is one constant, which the softmax ignores, so no correction changes.
+    """
 
     def __init__(self, dataset: SequenceDataset, kind: str, device: torch.device):
+        self.kind, self.num_items = kind, dataset.num_items
         weights = np.ones(dataset.num_items + 1) if kind == "uniform" else np.maximum(dataset.item_popularity(), 1)
         weights[0] = 0.0  # padding is never a negative
         self.probabilities = torch.as_tensor(weights / weights.sum(), dtype=torch.float64)
@@ -214,6 +221,8 @@ class NegativeProposal:
         self.log_q = torch.log(self.probabilities.clamp(min=1e-300)).float().to(device)
 
     def sample(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        if self.kind == "uniform":
+            return torch.randperm(self.num_items, generator=generator)[:count] + 1
         return torch.multinomial(self.probabilities, count, replacement=True, generator=generator)
 
 
