@@ -28,7 +28,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from movielens_pipeline.data.ragged import Ragged, join_rows
 from movielens_pipeline.evaluation.scorers import load_recommender
-from movielens_pipeline.serving.top_items import top_items_by_dot_product
+from movielens_pipeline.serving.top_items import top_items_by_dot_product, top_k_of_scores
 from movielens_pipeline.training.trained_model import load_trained_model
 
 MAX_K = 1000
@@ -172,23 +172,13 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
                 found = top_items_by_dot_product(queries, recommender.item_vectors, k, excluded)
             else:
                 scores = recommender.score_fn(torch.as_tensor(users[model_rows]), histories[model_rows])
-                found = _top_k(scores[:, : self.num_items + 1].float(), k, excluded)
+                found = top_k_of_scores(scores[:, : self.num_items + 1].float(), k, excluded)
             values[model_rows], items[model_rows] = found
         if len(fallback_rows):
             scores = self.popularity.expand(len(fallback_rows), -1).clone()
             excluded = None if seen is None else seen[fallback_rows]
-            values[fallback_rows], items[fallback_rows] = _top_k(scores, k, excluded)
+            values[fallback_rows], items[fallback_rows] = top_k_of_scores(scores, k, excluded)
         return values, items
-
-
-def _top_k(scores: torch.Tensor, k: int, exclude: Ragged | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row's k best items of a full score matrix (overwritten), ``exclude`` and padding left out."""
-    if exclude is not None:
-        rows, items = exclude.flat()
-        scores[torch.as_tensor(rows), torch.as_tensor(items)] = float("-inf")
-    scores[:, 0] = float("-inf")
-    top = scores.topk(k, dim=1)
-    return top.values, top.indices
 
 
 mlflow.models.set_model(RecommenderModel())

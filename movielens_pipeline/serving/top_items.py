@@ -1,11 +1,15 @@
 """The k best items of each row for a dot-product model, without a [rows, items] score matrix.
 
 Scoring a 1,000-row request against 87k items as one matrix writes 350 MB that top-k then reads
-back, and the machine's memory bandwidth, not its arithmetic, sets the latency. Here the items
-are scored one cache-sized block at a time, and each block is reduced to its k best at once:
-the block's items are split in groups of ``GROUP``, and only the k groups with the highest maxima
-can hold the block's k best items (any other item is beaten by the maxima of those k groups), so
-the exact top-k runs over k * GROUP candidates instead of the whole block.
+back, so memory bandwidth, not arithmetic, sets the latency. Here the catalogue is split in
+groups of ``GROUP`` consecutive items, and two passes find the top k:
+1. the items are scored one cache-sized block at a time, and only each group's best allowed
+   score is kept ([rows, items / GROUP]);
+2. the k groups with the highest maxima hold every one of the k best items (an item of any other
+   group is beaten by those k maxima), so only their k * GROUP items are scored again, and the
+   exact top-k runs over them.
+The second pass computes the same dot products in another order, so two items whose scores
+differ only in the last bit may be ordered as a full matrix product would not order them.
 """
 
 from __future__ import annotations
@@ -16,8 +20,14 @@ import torch
 from movielens_pipeline.data.ragged import Ragged
 
 GROUP = 32
-# Scores of one block of items for every row stay within about this many bytes (L2/L3 sized).
-BLOCK_BYTES = 4 * 2**20
+# One block of scores stays within about this many bytes (in cache), whatever the row count.
+BLOCK_BYTES = 8 * 2**20
+# Up to this size the whole score matrix is formed and ranked directly: below it the second
+# pass costs more than it saves (measured on 2 cores: a request of 256 rows breaks even at about
+# 20k items, and is twice as fast block by block at 87k).
+DIRECT_BYTES = 32 * 2**20
+# Rows whose candidates are scored again at once.
+CANDIDATE_ROWS = 128
 
 
 def top_items_by_dot_product(
@@ -28,45 +38,66 @@ def top_items_by_dot_product(
     fewer than k allowed items, the rest of it is -inf with item 0."""
     rows, num_columns = queries.shape[0], item_vectors.shape[0]
     block = max(GROUP, BLOCK_BYTES // (4 * max(rows, 1)) // GROUP * GROUP)
-    excluded_rows, excluded_items = _by_item(exclude)
-    scores = torch.empty(rows, block, dtype=queries.dtype, device=queries.device)
-    best_values = torch.full((rows, k), float("-inf"), dtype=queries.dtype, device=queries.device)
-    best_items = torch.zeros((rows, k), dtype=torch.long, device=queries.device)
+    if rows * num_columns * 4 <= DIRECT_BYTES:
+        return top_k_of_scores(queries @ item_vectors.T, k, exclude)
+    device, minus_inf = queries.device, float("-inf")
+    excluded_rows, excluded_items = (np.zeros(0, dtype=np.int64),) * 2 if exclude is None else exclude.flat()
+    excluded_rows = torch.as_tensor(excluded_rows, device=device)
+    excluded_items = torch.as_tensor(excluded_items, device=device)
+
+    maxima = torch.empty(rows, -(-num_columns // GROUP), dtype=queries.dtype, device=device)
+    scores = torch.empty(rows, block, dtype=queries.dtype, device=device)
+    in_block = _pairs_by_block(excluded_items, block, num_columns)
     for start in range(0, num_columns, block):
         stop = min(num_columns, start + block)
         torch.mm(queries, item_vectors[start:stop].T, out=scores[:, : stop - start])
-        scores[:, stop - start :] = float("-inf")
-        low, high = np.searchsorted(excluded_items, [start, stop])
-        scores[torch.as_tensor(excluded_rows[low:high], device=scores.device),
-               torch.as_tensor(excluded_items[low:high] - start, device=scores.device)] = float("-inf")  # fmt: skip
+        scores[:, stop - start :] = minus_inf
+        pairs = in_block[start // block]
+        scores[excluded_rows[pairs], excluded_items[pairs] - start] = minus_inf
         if start == 0:
-            scores[:, 0] = float("-inf")
-        values, positions = _block_top_k(scores, k)
-        merged_values = torch.cat([best_values, values], dim=1)
-        merged_items = torch.cat([best_items, positions + start], dim=1)
-        top = merged_values.topk(k, dim=1)
-        best_values, best_items = top.values, merged_items.gather(1, top.indices)
-    best_items[best_values == float("-inf")] = 0
-    return best_values, best_items
+            scores[:, 0] = minus_inf
+        width = -(-(stop - start) // GROUP) * GROUP
+        maxima[:, start // GROUP : (start + width) // GROUP] = scores[:, :width].view(rows, -1, GROUP).amax(dim=-1)
+
+    best_groups = maxima.topk(min(k, maxima.shape[1]), dim=1).indices  # [rows, g]
+    candidates = (best_groups[:, :, None] * GROUP + torch.arange(GROUP, device=device)).view(rows, -1)
+    candidate_scores = _dot_products(queries, item_vectors, candidates.clamp(max=num_columns - 1))
+    candidate_scores[(candidates >= num_columns) | (candidates == 0)] = minus_inf
+    # Where each row's excluded items sit among its candidates, if at all.
+    slot = torch.full_like(maxima, -1, dtype=torch.long)
+    slot.scatter_(1, best_groups, torch.arange(best_groups.shape[1], device=device).expand_as(best_groups))
+    position = slot[excluded_rows, excluded_items // GROUP]
+    hit = position >= 0
+    candidate_scores[excluded_rows[hit], position[hit] * GROUP + excluded_items[hit] % GROUP] = minus_inf
+    top = candidate_scores.topk(k, dim=1)
+    items = candidates.gather(1, top.indices)
+    items[top.values == minus_inf] = 0
+    return top.values, items
 
 
-def _by_item(exclude: Ragged | None) -> tuple[np.ndarray, np.ndarray]:
-    """The (row, item) pairs of ``exclude`` sorted by item, so each block finds its own by bisection."""
-    if exclude is None:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    rows, items = exclude.flat()
-    order = np.argsort(items, kind="stable")
-    return rows[order], items[order]
+def top_k_of_scores(scores: torch.Tensor, k: int, exclude: Ragged | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same answer from a full score matrix [rows, items] (overwritten)."""
+    if exclude is not None:
+        rows, items = exclude.flat()
+        scores[torch.as_tensor(rows, device=scores.device), torch.as_tensor(items, device=scores.device)] = float("-inf")
+    scores[:, 0] = float("-inf")
+    top = scores.topk(k, dim=1)
+    return top.values, top.indices.masked_fill(top.values == float("-inf"), 0)
 
 
-def _block_top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Values and positions [rows, k] of each row's k best in a block whose width is a multiple of GROUP."""
-    rows, width = scores.shape
-    if k * GROUP >= width:
-        top = scores.topk(min(k, width), dim=1)
-        return top.values, top.indices
-    groups = scores.view(rows, width // GROUP, GROUP)
-    best_groups = groups.amax(dim=-1).topk(k, dim=1).indices  # [rows, k]
-    members = (best_groups[:, :, None] * GROUP + torch.arange(GROUP, device=scores.device)).view(rows, -1)
-    top = scores.gather(1, members).topk(k, dim=1)
-    return top.values, members.gather(1, top.indices)
+def _dot_products(queries: torch.Tensor, item_vectors: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """queries[r] . item_vectors[items[r, j]] for every [r, j], gathering the vectors a few rows at
+    a time: one gather of every row's candidates is tens of MB, paid for in page faults."""
+    return torch.cat([
+        torch.bmm(item_vectors.index_select(0, chunk.flatten()).view(len(chunk), -1, item_vectors.shape[1]),
+                  queries[start : start + len(chunk), :, None]).squeeze(-1)
+        for start, chunk in zip(range(0, len(items), CANDIDATE_ROWS), items.split(CANDIDATE_ROWS))
+    ])  # fmt: skip
+
+
+def _pairs_by_block(items: torch.Tensor, block: int, num_columns: int) -> list[torch.Tensor]:
+    """Positions of the excluded pairs whose item falls in each block of columns."""
+    blocks = (items // block).cpu().numpy().astype(np.int32)
+    order = torch.as_tensor(np.argsort(blocks, kind="stable"), device=items.device)
+    bounds = np.searchsorted(blocks[order.cpu().numpy()], np.arange(-(-num_columns // block) + 1))
+    return [order[low:high] for low, high in zip(bounds[:-1], bounds[1:])]
