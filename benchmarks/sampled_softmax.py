@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=87_584)
     parser.add_argument("--negatives", type=int, default=1024, help="K for the speed part")
     parser.add_argument("--quality-negatives", type=int, default=1024, help="K on ML-100k (1,349 items)")
-    parser.add_argument("--proposal", choices=["popularity", "uniform"], default="popularity",
+    parser.add_argument("--proposal", choices=["popularity", "uniform"], default="uniform",
                         help="where the quality part's negatives come from")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2, 3, 4])
     args = parser.parse_args()
