@@ -37,9 +37,9 @@ def top_items_by_dot_product(
     best first; item 0 (padding) and each row's ``exclude`` items never appear. Where a row has
     fewer than k allowed items, the rest of it is -inf with item 0."""
     rows, num_columns = queries.shape[0], item_vectors.shape[0]
-    block = max(GROUP, BLOCK_BYTES // (4 * max(rows, 1)) // GROUP * GROUP)
     if rows * num_columns * 4 <= DIRECT_BYTES:
         return top_k_of_scores(queries @ item_vectors.T, k, exclude)
+    block = max(GROUP, BLOCK_BYTES // (4 * rows) // GROUP * GROUP)
     device, minus_inf = queries.device, float("-inf")
     excluded_rows, excluded_items = (np.zeros(0, dtype=np.int64),) * 2 if exclude is None else exclude.flat()
     excluded_rows = torch.as_tensor(excluded_rows, device=device)
@@ -75,11 +75,13 @@ def top_items_by_dot_product(
     return top.values, items
 
 
-def top_k_of_scores(scores: torch.Tensor, k: int, exclude: Ragged | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def top_k_of_scores(
+    scores: torch.Tensor, k: int, exclude: Ragged | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The same answer from a full score matrix [rows, items] (overwritten)."""
     if exclude is not None:
-        rows, items = exclude.flat()
-        scores[torch.as_tensor(rows, device=scores.device), torch.as_tensor(items, device=scores.device)] = float("-inf")
+        rows, items = (torch.as_tensor(part, device=scores.device) for part in exclude.flat())
+        scores[rows, items] = float("-inf")
     scores[:, 0] = float("-inf")
     top = scores.topk(k, dim=1)
     return top.values, top.indices.masked_fill(top.values == float("-inf"), 0)
@@ -98,6 +100,7 @@ def _dot_products(queries: torch.Tensor, item_vectors: torch.Tensor, items: torc
 def _pairs_by_block(items: torch.Tensor, block: int, num_columns: int) -> list[torch.Tensor]:
     """Positions of the excluded pairs whose item falls in each block of columns."""
     blocks = (items // block).cpu().numpy().astype(np.int32)
-    order = torch.as_tensor(np.argsort(blocks, kind="stable"), device=items.device)
-    bounds = np.searchsorted(blocks[order.cpu().numpy()], np.arange(-(-num_columns // block) + 1))
+    order = np.argsort(blocks, kind="stable")
+    bounds = np.searchsorted(blocks[order], np.arange(-(-num_columns // block) + 1))
+    order = torch.as_tensor(order, device=items.device)
     return [order[low:high] for low, high in zip(bounds[:-1], bounds[1:])]
