@@ -147,3 +147,29 @@ def test_the_python_call_with_integer_user_ids_works(smoke_run, mlflow_client):
     assert answer["user_id"].tolist() == users and all(len(items) == 5 for items in answer["item_ids"])
     many = model.predict(pd.DataFrame({"user_id": [users[0]] * 600, "history": [[1, 2, 3]] * 600}))
     assert len(many) == 600 and all(items == many["item_ids"][0] for items in many["item_ids"])
+
+
+def test_block_wise_top_k_answers_exactly_as_the_full_score_matrix(smoke_run, mlflow_client, monkeypatch):
+    import sys
+
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    model = mlflow.pyfunc.load_model("models:/movielens-smoke@champion")
+    assert model.unwrap_python_model().recommender.query_fn is not None, "the smoke champion is not a dot-product model"
+    dataset = dataset_of(smoke_run)
+    known = [int(u) for u in dataset.user_map["user_id"].iloc[:40]]
+    some_items = dataset.item_map["item_id"].astype(int).tolist()
+    request = pd.DataFrame({
+        "user_id": known + [None],  # the last row gets the popularity fallback
+        "history": [[]] * 20 + [some_items[i : i + 3] for i in range(20)] + [[]],
+    })  # fmt: skip
+    direct = model.predict(request, params={"k": 20})
+    top_items = sys.modules["movielens_pipeline.serving.top_items"]  # the module the served code imported
+    monkeypatch.setattr(top_items, "DIRECT_BYTES", 0)
+    monkeypatch.setattr(top_items, "BLOCK_BYTES", 4 * 41 * 64)  # blocks of 64 items
+    block_wise = model.predict(request, params={"k": 20})
+    assert block_wise["item_ids"].tolist() == direct["item_ids"].tolist()
+    assert block_wise["fallback"].tolist() == [""] * 40 + ["popularity"]
+    np.testing.assert_allclose(np.array(block_wise["scores"].tolist()), np.array(direct["scores"].tolist()), rtol=1e-5)
