@@ -99,14 +99,17 @@ def stage_evaluate(work: Path, model: str, max_users: int | None = None) -> dict
 
     dataset = read_dataset(_open_in(work / "dataset"))
     loaded = time.perf_counter()
+    history_free = []  # as the evaluate step: a model that ignores histories is scored once for both splits
     if model == "popularity":
         score_fn, note = baselines.popularity_score_fn(dataset), ""
     elif model == "ease":
         ease = baselines.fit_ease(dataset)
         score_fn, note = baselines.ease_score_fn(ease), ease.note()
     else:
-        score_fn, note = scorers.load_recommender(_untrained(model, dataset)).score_fn, ""
-    evaluations = protocols.evaluate_models({model: score_fn}, dataset, max_users=max_users)
+        recommender = scorers.load_recommender(_untrained(model, dataset))
+        score_fn, note = recommender.score_fn, ""
+        history_free = [] if recommender.uses_history else [model]
+    evaluations = protocols.evaluate_models({model: score_fn}, dataset, max_users=max_users, history_free=history_free)
     ranked = len(evaluations[0].users)
     seconds = time.perf_counter() - loaded
     return {"evaluate_seconds_without_loading": seconds, "note": note, "users_ranked": ranked,

@@ -48,11 +48,14 @@ def evaluate(
     """
     torch_device = pick_device(device)
     trained = [m for m in (s3rec_model, sasrec_model, lrml_model) if m is not None]
-    score_fns = {m.summary["name"]: scorers.load_recommender(m, torch_device).score_fn for m in trained}
+    recommenders = {m.summary["name"]: scorers.load_recommender(m, torch_device) for m in trained}
+    score_fns = {name: recommender.score_fn for name, recommender in recommenders.items()}
     baseline_fns, notes, baseline_params = baselines.baseline_score_fns(sequence_dataset, ease_l2, ease_memory_mb)
     score_fns |= baseline_fns
+    history_free = [name for name, recommender in recommenders.items() if not recommender.uses_history]
 
-    evaluations = protocols.evaluate_models(score_fns, sequence_dataset, negatives_seed, torch_device, max_users)
+    evaluations = protocols.evaluate_models(score_fns, sequence_dataset, negatives_seed, torch_device, max_users,
+                                            history_free)  # fmt: skip
     table = protocols.results_table(evaluations)
     comparison = protocols.compare_best_two(evaluations)
     chart = reports.comparison_chart_png(table)

@@ -212,3 +212,29 @@ def test_lrml_learns_planted_clusters_far_better_than_popularity():
     lrml_ndcg = ndcg_on_test_split(user_score_fn(trained_module(trained)), dataset)
     popularity_ndcg = ndcg_on_test_split(popularity_score_fn(dataset), dataset)
     assert lrml_ndcg > popularity_ndcg + 0.2, (lrml_ndcg, popularity_ndcg)
+
+
+def test_one_scoring_pass_for_both_splits_gives_the_same_evaluation(monkeypatch):
+    from movielens_pipeline.evaluation import metrics, protocols
+
+    dataset = planted_dataset()
+    model = LRML(LRMLConfig(num_users=dataset.num_users, num_items=dataset.num_items, dim=8, memory_slots=4))
+    calls = []
+
+    def counted(users, histories):
+        calls.append(len(users))
+        return user_score_fn(model)(users, histories)
+
+    monkeypatch.setattr(metrics, "rows_per_batch", lambda num_items: 50)  # several batches
+    per_split = protocols.evaluate_models({"lrml": counted}, dataset)
+    scored_per_split = sum(calls)
+    calls.clear()
+    shared = protocols.evaluate_models({"lrml": counted}, dataset, history_free=["lrml"])
+    assert sum(calls) * 2 == scored_per_split == 2 * dataset.num_users
+    order = [("lrml", "valid"), ("lrml", "test")]
+    assert [(e.model, e.split) for e in shared] == [(e.model, e.split) for e in per_split] == order
+    for one, other in zip(per_split, shared):
+        assert one.coverage_at_10 == other.coverage_at_10
+        for protocol in ("full", "sampled"):
+            np.testing.assert_array_equal(one.ranks[protocol], other.ranks[protocol])
+    assert not np.array_equal(shared[0].ranks["full"], shared[1].ranks["full"])  # the splits do differ

@@ -103,6 +103,12 @@ def rows_per_batch(num_items: int, memory_mb: float = 128, most: int = 512) -> i
     return int(max(1, min(most, memory_mb * 2**20 // ((num_items + 1) * RANKING_BYTES_PER_SCORE))))
 
 
+class RankingInputs(NamedTuple):
+    histories: Ragged | Sequence[np.ndarray]
+    targets: np.ndarray
+    negatives: np.ndarray | None = None  # [U, n] sampled negatives (0 = padding), when wanted
+
+
 @torch.no_grad()
 def full_ranking(
     score_fn: ScoreFn,
@@ -123,28 +129,52 @@ def full_ranking(
     them (the sampled protocol), from the same scores. ``batch_size`` defaults to what fits 128 MB
     (smaller batches stay in cache: at 87k items 128 rows rank ~20% faster than 512).
     """
-    histories = as_ragged(histories)
+    inputs = [RankingInputs(histories, targets, negatives)]
+    return full_rankings(score_fn, user_indices, inputs, num_items, exclude_seen, batch_size, device, top_k)[0]
+
+
+@torch.no_grad()
+def full_rankings(
+    score_fn: ScoreFn,
+    user_indices: np.ndarray,
+    splits: Sequence[RankingInputs],
+    num_items: int,
+    exclude_seen: bool = True,
+    batch_size: int | None = None,
+    device="cpu",
+    top_k: int = 0,
+) -> list[Ranking]:
+    """``full_ranking`` of the same users in several splits from one scoring pass: each batch is
+    scored once, with the first split's histories, and ranked for every split. Only right for a
+    model that ignores the histories (LRML, popularity), whose scores are the same in every split."""
+    splits = [RankingInputs(as_ragged(s.histories), s.targets, s.negatives) for s in splits]
     batch_size = batch_size or rows_per_batch(num_items)
-    ranks, top_items, sampled = [], [], []
-    for start in range(0, len(targets), batch_size):
+    parts = [([], [], []) for _ in splits]  # ranks, top items, sampled ranks of each split
+    for start in range(0, len(user_indices), batch_size):
         stop = start + batch_size
-        batch_hist = histories[start:stop]
         users = torch.as_tensor(user_indices[start:stop], dtype=torch.long, device=device)
-        scores = score_fn(users, batch_hist)[:, : num_items + 1]
+        scores = score_fn(users, splits[0].histories[start:stop])[:, : num_items + 1]
         scores = scores if scores.dtype == torch.float32 else scores.float()
-        tgt = torch.as_tensor(targets[start:stop], dtype=torch.long, device=scores.device)
-        if negatives is not None:
-            neg = torch.as_tensor(negatives[start:stop], dtype=torch.long, device=scores.device)
-            sampled.append(_sampled_ranks(scores, tgt, neg).cpu().numpy())
-        batch_ranks, batch_top = pessimistic_ranks(scores, tgt, batch_hist if exclude_seen else None, top_k)
-        ranks.append(batch_ranks.cpu().numpy())
-        top_items.append(batch_top.cpu().numpy())
+        for i, (split, (ranks, top_items, sampled)) in enumerate(zip(splits, parts)):
+            # Ranking overwrites its scores: every split but the last ranks a copy.
+            own = scores if i == len(splits) - 1 else scores.clone()
+            batch_hist = split.histories[start:stop]
+            tgt = torch.as_tensor(split.targets[start:stop], dtype=torch.long, device=own.device)
+            if split.negatives is not None:
+                neg = torch.as_tensor(split.negatives[start:stop], dtype=torch.long, device=own.device)
+                sampled.append(_sampled_ranks(own, tgt, neg).cpu().numpy())
+            batch_ranks, batch_top = pessimistic_ranks(own, tgt, batch_hist if exclude_seen else None, top_k)
+            ranks.append(batch_ranks.cpu().numpy())
+            top_items.append(batch_top.cpu().numpy())
     empty = np.zeros(0, dtype=np.int64)
-    return Ranking(
-        np.concatenate(ranks) if ranks else empty,
-        np.concatenate(top_items) if top_k and top_items else None,
-        (np.concatenate(sampled) if sampled else empty) if negatives is not None else None,
-    )
+    return [
+        Ranking(
+            np.concatenate(ranks) if ranks else empty,
+            np.concatenate(top_items) if top_k and top_items else None,
+            (np.concatenate(sampled) if sampled else empty) if split.negatives is not None else None,
+        )
+        for split, (ranks, top_items, sampled) in zip(splits, parts)
+    ]
 
 
 def _sampled_ranks(scores: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:

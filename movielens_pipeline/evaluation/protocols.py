@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Collection
 
 import numpy as np
 import pandas as pd
@@ -15,8 +16,9 @@ from movielens_pipeline.data.dataset import SequenceDataset
 from movielens_pipeline.data.ragged import Ragged
 from movielens_pipeline.evaluation.metrics import (
     KS,
+    RankingInputs,
     ScoreFn,
-    full_ranking,
+    full_rankings,
     metrics_from_ranks,
     per_user_metric,
     sample_unseen_items,
@@ -73,38 +75,42 @@ def sampled_negatives(dataset: SequenceDataset, n: int = 99, seed: int = 0,
 
 def evaluate_models(
     scorers: dict[str, ScoreFn], dataset: SequenceDataset, negatives_seed: int = 0, device="cpu",
-    max_users: int | None = None,
+    max_users: int | None = None, history_free: Collection[str] = (),
 ) -> list[ModelEvaluation]:
     """Every scorer on the validation and the test split, same users, both protocols: all users,
-    or a fixed seeded sample of ``max_users`` (full ranking costs users x items per model)."""
+    or a fixed seeded sample of ``max_users`` (full ranking costs users x items per model).
+    The scorers named in ``history_free`` ignore the histories (LRML), so one scoring pass
+    serves both splits."""
     users = user_sample(dataset.num_users, max_users, negatives_seed)
     negatives, counts = sampled_negatives(dataset, seed=negatives_seed, users=users)
     splits = {split: split_inputs(dataset, split, users) for split in ("valid", "test")}
-    return [
-        evaluate_model(name, score_fn, dataset, split, inputs, negatives, counts, device)
-        for name, score_fn in scorers.items()
-        for split, inputs in splits.items()
-    ]
+    evaluations = []
+    for name, score_fn in scorers.items():
+        together = [splits] if name in history_free else [{split: inputs} for split, inputs in splits.items()]
+        for some_splits in together:
+            evaluations += evaluate_model(name, score_fn, dataset, some_splits, negatives, counts, device)
+    return evaluations
 
 
 def evaluate_model(
     name: str,
     score_fn: ScoreFn,
     dataset: SequenceDataset,
-    split: str,
-    inputs: SplitInputs,
+    splits: dict[str, SplitInputs],
     negatives: np.ndarray,
     negative_counts: np.ndarray,
     device="cpu",
-) -> ModelEvaluation:
-    ranking = full_ranking(
-        score_fn, inputs.users, inputs.histories, inputs.targets, dataset.num_items,
-        device=device, top_k=10, negatives=negatives,
-    )  # fmt: skip
-    coverage = len(np.unique(ranking.top_items)) / dataset.num_items
+) -> list[ModelEvaluation]:
+    """One model on the given splits (same users), scored in one pass when there are several."""
+    inputs = [RankingInputs(split.histories, split.targets, negatives) for split in splits.values()]
+    rankings = full_rankings(score_fn, next(iter(splits.values())).users, inputs, dataset.num_items,
+                             device=device, top_k=10)  # fmt: skip
     short = int((negative_counts < negatives.shape[1]).sum())
-    return ModelEvaluation(name, split, inputs.users, {"full": ranking.ranks, "sampled": ranking.sampled_ranks},
-                           coverage, short)  # fmt: skip
+    return [
+        ModelEvaluation(name, split, splits[split].users, {"full": ranking.ranks, "sampled": ranking.sampled_ranks},
+                        len(np.unique(ranking.top_items)) / dataset.num_items, short)  # fmt: skip
+        for split, ranking in zip(splits, rankings)
+    ]
 
 
 # Resampled indices held at once by the bootstrap (int64: 160 MB), whatever the number of users.
