@@ -108,7 +108,8 @@ def stage_evaluate(work: Path, model: str, max_users: int | None = None) -> dict
     else:
         recommender = scorers.load_recommender(_untrained(model, dataset))
         score_fn, note = recommender.score_fn, ""
-        history_free = [] if recommender.uses_history else [model]
+        if not recommender.uses_history:
+            history_free = [model]
     evaluations = protocols.evaluate_models({model: score_fn}, dataset, max_users=max_users, history_free=history_free)
     ranked = len(evaluations[0].users)
     seconds = time.perf_counter() - loaded

@@ -37,6 +37,16 @@ def seen_mask(histories: Ragged | Sequence[np.ndarray], num_items: int, device="
     return mask
 
 
+def exclude_items_(scores: torch.Tensor, exclude: Ragged | None) -> torch.Tensor:
+    """``scores`` [B, num_items + 1] with each row's ``exclude`` items and padding (column 0) set
+    to -inf, in place."""
+    if exclude is not None:
+        rows, cols = (torch.as_tensor(part, device=scores.device) for part in exclude.flat())
+        scores[rows, cols] = float("-inf")
+    scores[:, 0] = float("-inf")
+    return scores
+
+
 def pessimistic_ranks(scores: torch.Tensor, targets: torch.Tensor, exclude: Ragged | None = None,
                       top_k: int = 0) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """0-based rank of each target among all items (capped at ``RANK_CAP``); excluded items never
@@ -47,11 +57,8 @@ def pessimistic_ranks(scores: torch.Tensor, targets: torch.Tensor, exclude: Ragg
     """
     scores.nan_to_num_(nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))
     target_scores = scores.gather(1, targets[:, None])
-    if exclude is not None:
-        rows, cols = exclude.flat()
-        scores[torch.as_tensor(rows, device=scores.device), torch.as_tensor(cols, device=scores.device)] = float("-inf")
-        scores.scatter_(1, targets[:, None], target_scores)
-    scores[:, 0] = float("-inf")
+    exclude_items_(scores, exclude)
+    scores.scatter_(1, targets[:, None], target_scores)  # a target in its own exclusions still ranks
     top = scores.topk(min(max(top_k, RANK_CAP + 1), scores.shape[1]), dim=1)
     # Everything scored at least the target's score is among the first `at_least` values unless
     # they all are; then the rank is at least the cap.

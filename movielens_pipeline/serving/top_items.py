@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from movielens_pipeline.data.ragged import Ragged
+from movielens_pipeline.evaluation.metrics import exclude_items_
 
 GROUP = 32
 # One block of scores stays within about this many bytes (in cache), whatever the row count.
@@ -79,11 +80,7 @@ def top_k_of_scores(
     scores: torch.Tensor, k: int, exclude: Ragged | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The same answer from a full score matrix [rows, items] (overwritten)."""
-    if exclude is not None:
-        rows, items = (torch.as_tensor(part, device=scores.device) for part in exclude.flat())
-        scores[rows, items] = float("-inf")
-    scores[:, 0] = float("-inf")
-    top = scores.topk(k, dim=1)
+    top = exclude_items_(scores, exclude).topk(k, dim=1)
     return top.values, top.indices.masked_fill(top.values == float("-inf"), 0)
 
 
