@@ -115,3 +115,44 @@ def test_the_bootstrap_in_chunks_matches_one_draw_when_it_fits(monkeypatch):
     chunked = protocols.paired_bootstrap(first, second, samples=500)
     assert chunked["mean_difference"] == whole["mean_difference"]
     assert abs(chunked["ci_low"] - whole["ci_low"]) < 0.02 and abs(chunked["ci_high"] - whole["ci_high"]) < 0.02
+
+
+@pytest.mark.parametrize("integer_scores", [False, True])  # True: many exact ties, as popularity has
+def test_a_dot_product_model_ranked_block_by_block_gives_what_its_score_matrix_gives(monkeypatch, integer_scores):
+    from movielens_pipeline.evaluation import metrics, top_items
+
+    rng = np.random.default_rng(3)
+    num_items, users = 300, 50
+    generator = torch.Generator().manual_seed(3)
+    queries = torch.randn(users + 1, 8, generator=generator)
+    vectors = torch.randn(num_items + 1, 8, generator=generator)
+    if integer_scores:
+        queries, vectors = torch.ones(users + 1, 1), torch.from_numpy(rng.integers(0, 100, (num_items + 1, 1))).float()
+    scorer = metrics.DotProductScorer(lambda user_indices, histories: queries[user_indices], vectors)
+    histories = [rng.choice(np.arange(1, num_items + 1), rng.integers(1, 40), replace=False) for _ in range(users)]
+    # Each target is the user's r-th best unseen item, r from 0 to past the rank cap.
+    order = (queries[1:] @ vectors.T)[:, 1:].argsort(dim=1, descending=True).numpy() + 1
+    targets = np.array([[i for i in row if i not in h][r] for row, h, r in zip(order, histories, rng.integers(0, 30, users))])
+    histories[0] = np.append(histories[0], targets[0])  # a target in its own history still ranks
+    negatives, _ = sample_unseen_items(histories, num_items, n=20)
+    splits = [metrics.RankingInputs(histories, targets, negatives),
+              metrics.RankingInputs([h[:-1] for h in histories], rng.integers(1, num_items + 1, users), None)]
+    user_indices = np.arange(1, users + 1)
+    for exclude_seen in (True, False):
+        matrix = metrics.full_rankings(lambda u, h: scorer(u, h), user_indices, splits, num_items,
+                                       exclude_seen, batch_size=16, top_k=5)  # fmt: skip
+        monkeypatch.setattr(metrics, "DIRECT_BYTES", 0)
+        monkeypatch.setattr(top_items, "DIRECT_BYTES", 0)
+        monkeypatch.setattr(top_items, "BLOCK_BYTES", 4 * 16 * 64)  # blocks of 64 items
+        blocks = metrics.full_rankings(scorer, user_indices, splits, num_items, exclude_seen, batch_size=16, top_k=5)
+        monkeypatch.undo()
+        assert len(set(matrix[0].ranks.tolist())) > 3 and RANK_CAP in matrix[0].ranks  # ranks of many sizes
+        for expected, got in zip(matrix, blocks):
+            np.testing.assert_array_equal(got.ranks, expected.ranks)
+            if expected.sampled_ranks is not None:
+                np.testing.assert_array_equal(got.sampled_ranks, expected.sampled_ranks)
+            if not integer_scores:  # tied items may be listed in another order
+                np.testing.assert_array_equal(got.top_items, expected.top_items)
+            else:
+                top_scores = lambda ranking: np.sort(vectors[ranking.top_items, 0].numpy(), axis=1)  # noqa: E731
+                np.testing.assert_array_equal(top_scores(got), top_scores(expected))

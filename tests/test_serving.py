@@ -157,7 +157,8 @@ def test_block_wise_top_k_answers_exactly_as_the_full_score_matrix(smoke_run, ml
     import pandas as pd
 
     model = mlflow.pyfunc.load_model("models:/movielens-smoke@champion")
-    assert model.unwrap_python_model().recommender.query_fn is not None, "the smoke champion is not a dot-product model"
+    scorer = model.unwrap_python_model().recommender.score_fn
+    assert type(scorer).__name__ == "DotProductScorer", "the smoke champion is not a dot-product model"
     dataset = dataset_of(smoke_run)
     known = [int(u) for u in dataset.user_map["user_id"].iloc[:40]]
     some_items = dataset.item_map["item_id"].astype(int).tolist()
@@ -166,7 +167,7 @@ def test_block_wise_top_k_answers_exactly_as_the_full_score_matrix(smoke_run, ml
         "history": [[]] * 20 + [some_items[i : i + 3] for i in range(20)] + [[]],
     })  # fmt: skip
     direct = model.predict(request, params={"k": 20})
-    top_items = sys.modules["movielens_pipeline.serving.top_items"]  # the module the served code imported
+    top_items = sys.modules["movielens_pipeline.evaluation.top_items"]  # the module the served code imported
     monkeypatch.setattr(top_items, "DIRECT_BYTES", 0)
     monkeypatch.setattr(top_items, "BLOCK_BYTES", 4 * 41 * 64)  # blocks of 64 items
     block_wise = model.predict(request, params={"k": 20})

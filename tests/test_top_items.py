@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from movielens_pipeline.data.ragged import Ragged
-from movielens_pipeline.serving import top_items
-from movielens_pipeline.serving.top_items import top_items_by_dot_product
+from movielens_pipeline.evaluation import top_items
+from movielens_pipeline.evaluation.top_items import top_items_by_dot_product
 
 
 def reference_top_k(queries, item_vectors, k, exclude):

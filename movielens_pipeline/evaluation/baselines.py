@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from movielens_pipeline.data.dataset import SequenceDataset
-from movielens_pipeline.data.ragged import Ragged, as_ragged
-from movielens_pipeline.evaluation.metrics import ScoreFn
+from movielens_pipeline.data.ragged import Ragged, as_ragged, distinct
+from movielens_pipeline.evaluation.metrics import DotProductScorer, ScoreFn
 
 
 # Names the baselines are reported under (never registered).
@@ -24,13 +24,14 @@ BASELINES = ("popularity", "ease")
 
 
 def popularity_score_fn(dataset: SequenceDataset) -> ScoreFn:
-    """Every user gets the items' training-part interaction counts."""
-    counts = torch.as_tensor(dataset.item_popularity(), dtype=torch.float32)
+    """Every user gets the items' training-part interaction counts: a dot product of a query of
+    one 1 with one-number item vectors, so ranking needs no score matrix."""
+    counts = torch.as_tensor(dataset.item_popularity(), dtype=torch.float32)[:, None]
 
-    def scores(user_indices: torch.Tensor, histories) -> torch.Tensor:
-        return counts.to(user_indices.device).repeat(len(user_indices), 1)
+    def one(user_indices: torch.Tensor, histories) -> torch.Tensor:
+        return torch.ones(len(user_indices), 1, device=user_indices.device)
 
-    return scores
+    return DotProductScorer(one, counts)
 
 
 # --- EASE (Steck, WWW 2019) -------------------------------------------------------------------
@@ -72,13 +73,6 @@ def _csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> torch.Te
                                        check_invariants=False)  # built sorted and in range  # fmt: skip
 
 
-def _distinct(keys: np.ndarray) -> np.ndarray:
-    """The distinct values of ``keys``, sorted (a sort and a comparison: at 32M keys several
-    times faster than np.unique's hashing)."""
-    keys = np.sort(keys)
-    return keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
-
-
 def _gram(x_t: torch.Tensor, x: torch.Tensor, rows_per_block: int = 1024) -> torch.Tensor:
     """X^T X as a dense float64 matrix, one block of rows at a time: each block's sparse product
     is at most ``rows_per_block`` x items, so the working memory beside the dense result stays
@@ -117,7 +111,7 @@ def fit_ease(dataset: SequenceDataset, l2: float = 300.0, memory_mb: float = 204
     users, cols = dataset.train_sequences().flat()
     cols = column[cols]
     # Distinct (user, item) pairs of covered items, as sparse X and X^T.
-    keys = _distinct(users[cols >= 0] * len(items) + cols[cols >= 0])
+    keys = distinct(users[cols >= 0] * len(items) + cols[cols >= 0])
     x = _csr(keys // len(items), keys % len(items), (dataset.num_users, len(items)))
     by_item = np.lexsort((keys // len(items), keys % len(items)))
     x_t = _csr(keys[by_item] % len(items), keys[by_item] // len(items), (len(items), dataset.num_users))
@@ -149,7 +143,7 @@ def ease_score_fn(model: EaseModel) -> ScoreFn:
         rows, cols = as_ragged(histories).flat()
         cols = column[cols]
         # Covered items, each once per history, grouped by row.
-        keys = _distinct(rows[cols >= 0] * width + cols[cols >= 0])
+        keys = distinct(rows[cols >= 0] * width + cols[cols >= 0])
         counts = np.bincount(keys // width, minlength=len(histories))
         sums = torch.nn.functional.embedding_bag(
             torch.as_tensor(keys % width), model.weights,

@@ -13,13 +13,30 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 import torch
 
-from movielens_pipeline.data.ragged import Ragged, as_ragged
+from movielens_pipeline.data.ragged import Ragged, as_ragged, distinct
+from movielens_pipeline.evaluation.top_items import DIRECT_BYTES, dot_products, exclude_items_, top_items_by_dot_product
 
 KS = (5, 10, 20)
 
 # score_fn(user_indices [B], histories: B rows) -> scores [B, num_items + 1], a fresh tensor
 # that the ranking may overwrite.
 ScoreFn = Callable[[torch.Tensor, Ragged], torch.Tensor]
+
+# query_fn(user_indices [B], histories) -> [B, d]: what a dot-product model scores each item's
+# vector against.
+QueryFn = Callable[[torch.Tensor, Ragged], torch.Tensor]
+
+
+class DotProductScorer(NamedTuple):
+    """A ScoreFn whose scores are ``query_fn(users, histories) @ item_vectors.T``. Ranking and
+    serving see the two parts and find each row's best items block by block over the catalogue
+    (``top_items``) instead of forming the whole score matrix."""
+
+    query_fn: QueryFn
+    item_vectors: torch.Tensor  # [num_items + 1, d]
+
+    def __call__(self, user_indices: torch.Tensor, histories: Ragged) -> torch.Tensor:
+        return self.query_fn(user_indices, histories) @ self.item_vectors.T
 
 # No metric looks past rank 20 (the largest K), so ranks are counted exactly below it and every
 # rank from 20 on is stored as 20. That turns "count every item scored above the target" into one
@@ -35,16 +52,6 @@ def seen_mask(histories: Ragged | Sequence[np.ndarray], num_items: int, device="
     mask[torch.as_tensor(rows, device=device), torch.as_tensor(cols, device=device)] = True
     mask[:, 0] = True
     return mask
-
-
-def exclude_items_(scores: torch.Tensor, exclude: Ragged | None) -> torch.Tensor:
-    """``scores`` [B, num_items + 1] with each row's ``exclude`` items and padding (column 0) set
-    to -inf, in place."""
-    if exclude is not None:
-        rows, cols = (torch.as_tensor(part, device=scores.device) for part in exclude.flat())
-        scores[rows, cols] = float("-inf")
-    scores[:, 0] = float("-inf")
-    return scores
 
 
 def pessimistic_ranks(scores: torch.Tensor, targets: torch.Tensor, exclude: Ragged | None = None,
@@ -153,14 +160,34 @@ def full_rankings(
 ) -> list[Ranking]:
     """``full_ranking`` of the same users in several splits from one scoring pass: each batch is
     scored once, with the first split's histories, and ranked for every split. Only right for a
-    model that ignores the histories (LRML, popularity), whose scores are the same in every split."""
+    model that ignores the histories (LRML, popularity), whose scores are the same in every split.
+
+    A ``DotProductScorer`` whose batch of scores would exceed ``DIRECT_BYTES`` is ranked block by
+    block instead (``top_items``): same ranks, top items and sampled ranks, without the matrix,
+    except that two scores equal to the last bit may be ordered differently.
+    """
     splits = [RankingInputs(as_ragged(s.histories), s.targets, s.negatives) for s in splits]
     batch_size = batch_size or rows_per_batch(num_items)
+    block_wise = (isinstance(score_fn, DotProductScorer) and batch_size * (num_items + 1) * 4 > DIRECT_BYTES
+                  and bool(torch.isfinite(score_fn.item_vectors).all()))  # fmt: skip
     parts = [([], [], []) for _ in splits]  # ranks, top items, sampled ranks of each split
     for start in range(0, len(user_indices), batch_size):
         stop = start + batch_size
         users = torch.as_tensor(user_indices[start:stop], dtype=torch.long, device=device)
-        scores = score_fn(users, splits[0].histories[start:stop])[:, : num_items + 1]
+        if block_wise:
+            queries = score_fn.query_fn(users, splits[0].histories[start:stop])
+            if torch.isfinite(queries).all():  # NaN's ordering is the score matrix path's job
+                for split, part in zip(splits, parts):
+                    batch = RankingInputs(split.histories[start:stop], split.targets[start:stop],
+                                          None if split.negatives is None else split.negatives[start:stop])  # fmt: skip
+                    for collected, result in zip(part, _rank_by_dot_product(
+                            queries, score_fn.item_vectors, batch, exclude_seen, top_k)):  # fmt: skip
+                        collected.append(result)
+                continue
+            scores = queries @ score_fn.item_vectors.T
+        else:
+            scores = score_fn(users, splits[0].histories[start:stop])
+        scores = scores[:, : num_items + 1]
         scores = scores if scores.dtype == torch.float32 else scores.float()
         for i, (split, (ranks, top_items, sampled)) in enumerate(zip(splits, parts)):
             # Ranking overwrites its scores: every split but the last ranks a copy.
@@ -169,7 +196,7 @@ def full_rankings(
             tgt = torch.as_tensor(split.targets[start:stop], dtype=torch.long, device=own.device)
             if split.negatives is not None:
                 neg = torch.as_tensor(split.negatives[start:stop], dtype=torch.long, device=own.device)
-                sampled.append(_sampled_ranks(own, tgt, neg).cpu().numpy())
+                sampled.append(_sampled_ranks(own.gather(1, tgt[:, None]), own.gather(1, neg), neg).cpu().numpy())
             batch_ranks, batch_top = pessimistic_ranks(own, tgt, batch_hist if exclude_seen else None, top_k)
             ranks.append(batch_ranks.cpu().numpy())
             top_items.append(batch_top.cpu().numpy())
@@ -184,11 +211,37 @@ def full_rankings(
     ]
 
 
-def _sampled_ranks(scores: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
-    """Pessimistic rank of each target among its sampled negatives (papers' protocol); negative
-    0 is padding and never counts; NaN is the worst score."""
-    negative_scores = scores.gather(1, negatives).nan_to_num(nan=float("-inf"))
-    target_scores = scores.gather(1, targets[:, None]).nan_to_num(nan=float("-inf"))
+def _rank_by_dot_product(
+    queries: torch.Tensor, item_vectors: torch.Tensor, batch: RankingInputs, exclude_seen: bool, top_k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``pessimistic_ranks`` and ``_sampled_ranks`` of one batch from its queries, through the
+    block-wise top ``RANK_CAP + 1``: the target ranks below the cap only if it is among them, and
+    then its rank counts the others scored at least as high."""
+    device = queries.device
+    targets = torch.as_tensor(batch.targets, dtype=torch.long, device=device)
+    exclude = None
+    if exclude_seen:  # a target in its own history still ranks
+        rows, seen = batch.histories.flat()
+        keep = seen != batch.targets[rows]
+        exclude = Ragged.from_pairs(rows[keep], seen[keep], len(batch.targets))
+    values, items = top_items_by_dot_product(queries, item_vectors, max(top_k, RANK_CAP + 1), exclude)
+    is_target = items == targets[:, None]
+    target_values = torch.where(is_target, values, float("-inf")).amax(dim=1, keepdim=True)
+    ranks = ((values >= target_values) & ~is_target).sum(dim=1)
+    ranks = torch.where(is_target.any(dim=1), ranks, RANK_CAP).clamp(max=RANK_CAP)
+    sampled = None
+    if batch.negatives is not None:
+        negatives = torch.as_tensor(batch.negatives, dtype=torch.long, device=device)
+        scored = dot_products(queries, item_vectors, torch.cat([targets[:, None], negatives], dim=1))
+        sampled = _sampled_ranks(scored[:, :1], scored[:, 1:], negatives).cpu().numpy()
+    return ranks.cpu().numpy(), items[:, :top_k].cpu().numpy(), sampled
+
+
+def _sampled_ranks(target_scores: torch.Tensor, negative_scores: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+    """Pessimistic rank of each target [B, 1] among its sampled negatives [B, n] (papers'
+    protocol); negative 0 is padding and never counts; NaN is the worst score."""
+    negative_scores = negative_scores.nan_to_num(nan=float("-inf"))
+    target_scores = target_scores.nan_to_num(nan=float("-inf"))
     return ((negative_scores >= target_scores) & (negatives != 0)).sum(dim=1)
 
 
@@ -230,7 +283,7 @@ def sample_unseen_items(
     users = len(forbidden)
     width = num_items + 1
     rows, items = forbidden.flat()
-    keys = np.unique(rows[items > 0] * width + items[items > 0])
+    keys = distinct(rows[items > 0] * width + items[items > 0])
     wanted = np.minimum(n, num_items - np.bincount(keys // width, minlength=users))
     out = np.zeros((users, n), dtype=np.int64)
     filled = np.zeros(users, dtype=np.int64)

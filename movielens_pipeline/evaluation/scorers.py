@@ -7,24 +7,19 @@ ranking code never needs to know the architecture.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from movielens_pipeline.data.dataset import pad_left
-from movielens_pipeline.data.ragged import Ragged, as_ragged
-from movielens_pipeline.evaluation.metrics import ScoreFn
+from movielens_pipeline.data.ragged import as_ragged
+from movielens_pipeline.evaluation.metrics import DotProductScorer, QueryFn, ScoreFn
 from movielens_pipeline.models.bpr import BPRMF, BPRConfig
 from movielens_pipeline.models.lrml import LRML, LRMLConfig
 from movielens_pipeline.models.s3rec import S3Rec, S3RecConfig
 from movielens_pipeline.training.trained_model import TrainedModel
-
-
-# query_fn(user_indices [B], histories) -> [B, d]: what a dot-product model scores each item's
-# vector against.
-QueryFn = Callable[[torch.Tensor, Ragged], torch.Tensor]
 
 
 def s3rec_query_fn(model: S3Rec, device: torch.device | str = "cpu", max_len: int | None = None) -> QueryFn:
@@ -81,20 +76,17 @@ def trained_module(trained: TrainedModel) -> nn.Module:
 @dataclass
 class Recommender:
     """A scorer plus what serving must know: does it read the history or the user id? A
-    dot-product model also gives its queries and item vectors, so serving can find the best
+    dot-product model's scorer is a ``DotProductScorer``, so ranking and serving can find the best
     items without forming every row's score over the whole catalogue."""
 
     kind: str
     score_fn: ScoreFn
     uses_history: bool
-    query_fn: QueryFn | None = None
-    item_vectors: torch.Tensor | None = None  # [num_items + 1, d]
 
 
 def load_recommender(trained: TrainedModel, device: torch.device | str = "cpu") -> Recommender:
     model = trained_module(trained).to(device)
     if isinstance(model, S3Rec):
-        return Recommender(trained.kind, s3rec_score_fn(model, device), uses_history=True,
-                           query_fn=s3rec_query_fn(model, device),
-                           item_vectors=model.item_vectors().detach())  # fmt: skip
+        scorer = DotProductScorer(s3rec_query_fn(model, device), model.item_vectors().detach())
+        return Recommender(trained.kind, scorer, uses_history=True)
     return Recommender(trained.kind, user_score_fn(model, device), uses_history=False)

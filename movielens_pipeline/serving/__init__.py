@@ -1,5 +1,5 @@
-"""Serving: the MLflow pyfunc every registered model is served through (``pyfunc``), its top-k
-over large catalogues (``top_items``), the registry client that logs, registers and loads models
+"""Serving: the MLflow pyfunc every registered model is served through (``pyfunc``), the
+registry client that logs, registers and loads models
 (``registry``), and the promotion rule (``promotion``). Served models import nothing that needs
 ZenML.
 """

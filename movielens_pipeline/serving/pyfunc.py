@@ -27,8 +27,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from movielens_pipeline.data.ragged import Ragged, join_rows
+from movielens_pipeline.evaluation.metrics import DotProductScorer
 from movielens_pipeline.evaluation.scorers import load_recommender
-from movielens_pipeline.serving.top_items import top_items_by_dot_product, top_k_of_scores
+from movielens_pipeline.evaluation.top_items import top_items_by_dot_product, top_k_of_scores
 from movielens_pipeline.training.trained_model import load_trained_model
 
 MAX_K = 1000
@@ -167,11 +168,12 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         recommender = self.recommender
         if len(model_rows):
             excluded = None if seen is None else seen[model_rows]
-            if recommender.query_fn is not None:
-                queries = recommender.query_fn(torch.as_tensor(users[model_rows]), histories[model_rows])
-                found = top_items_by_dot_product(queries, recommender.item_vectors, k, excluded)
+            scorer = recommender.score_fn
+            if isinstance(scorer, DotProductScorer):
+                queries = scorer.query_fn(torch.as_tensor(users[model_rows]), histories[model_rows])
+                found = top_items_by_dot_product(queries, scorer.item_vectors, k, excluded)
             else:
-                scores = recommender.score_fn(torch.as_tensor(users[model_rows]), histories[model_rows])
+                scores = scorer(torch.as_tensor(users[model_rows]), histories[model_rows])
                 found = top_k_of_scores(scores[:, : self.num_items + 1].float(), k, excluded)
             values[model_rows], items[model_rows] = found
         if len(fallback_rows):

@@ -1,7 +1,8 @@
 """The k best items of each row for a dot-product model, without a [rows, items] score matrix.
 
-Scoring a 1,000-row request against 87k items as one matrix writes 350 MB that top-k then reads
-back, so memory bandwidth, not arithmetic, sets the latency. Here the catalogue is split in
+Used by serving and by evaluation's full ranking. Scoring 1,000 rows against 87k items as one
+matrix writes 350 MB that top-k then reads back, so memory bandwidth, not arithmetic, sets the
+time. Here the catalogue is split in
 groups of ``GROUP`` consecutive items, and two passes find the top k:
 1. the items are scored one cache-sized block at a time, as [block items, rows] (on 2 cores
    that product runs about 15% faster than [rows, block items]), and only each group's best
@@ -19,7 +20,6 @@ import numpy as np
 import torch
 
 from movielens_pipeline.data.ragged import Ragged
-from movielens_pipeline.evaluation.metrics import exclude_items_
 
 GROUP = 32
 # One block of scores stays within about this many bytes (in cache), whatever the row count.
@@ -30,6 +30,16 @@ BLOCK_BYTES = 8 * 2**20
 DIRECT_BYTES = 32 * 2**20
 # Rows whose candidates are scored again at once.
 CANDIDATE_ROWS = 128
+
+
+def exclude_items_(scores: torch.Tensor, exclude: Ragged | None) -> torch.Tensor:
+    """``scores`` [B, num_items + 1] with each row's ``exclude`` items and padding (column 0) set
+    to -inf, in place."""
+    if exclude is not None:
+        rows, cols = (torch.as_tensor(part, device=scores.device) for part in exclude.flat())
+        scores[rows, cols] = float("-inf")
+    scores[:, 0] = float("-inf")
+    return scores
 
 
 def top_items_by_dot_product(
@@ -64,7 +74,7 @@ def top_items_by_dot_product(
 
     best_groups = maxima.topk(min(k, maxima.shape[1]), dim=1).indices  # [rows, g]
     candidates = (best_groups[:, :, None] * GROUP + torch.arange(GROUP, device=device)).view(rows, -1)
-    candidate_scores = _dot_products(queries, item_vectors, candidates.clamp(max=num_columns - 1))
+    candidate_scores = dot_products(queries, item_vectors, candidates.clamp(max=num_columns - 1))
     candidate_scores[(candidates >= num_columns) | (candidates == 0)] = minus_inf
     # Where each row's excluded items sit among its candidates, if at all.
     slot = torch.full_like(maxima, -1, dtype=torch.long)
@@ -86,7 +96,7 @@ def top_k_of_scores(
     return top.values, top.indices.masked_fill(top.values == float("-inf"), 0)
 
 
-def _dot_products(queries: torch.Tensor, item_vectors: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+def dot_products(queries: torch.Tensor, item_vectors: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     """queries[r] . item_vectors[items[r, j]] for every [r, j], gathering the vectors a few rows at
     a time: one gather of every row's candidates is tens of MB, paid for in page faults."""
     return torch.cat([
