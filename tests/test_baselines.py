@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 # the planted data and the single-thread fixture are shared with the LRML tests
@@ -88,3 +89,23 @@ def test_bpr_beats_popularity_on_planted_clusters():
     popularity_ndcg = ndcg_on_test_split(popularity_score_fn(dataset), dataset)
     assert trained.kind == "bpr_mf"
     assert bpr_ndcg > popularity_ndcg + 0.2, (bpr_ndcg, popularity_ndcg)
+
+
+@pytest.mark.parametrize("covered", [40, 10])  # 10: fewer items than the rank cap
+def test_ease_ranked_over_its_covered_items_alone_ranks_as_over_every_item(covered):
+    from movielens_pipeline.evaluation import protocols
+
+    dataset = planted_dataset()
+    small = ease_score_fn(fit_ease(dataset, l2=10.0, memory_mb=covered**2 * EASE_BYTES_PER_ITEM_PAIR / 2**20))
+    assert len(small.items) == covered
+    whole_width = lambda users, histories: small(users, histories)  # noqa: E731  (a plain ScoreFn)
+    covered_only = protocols.evaluate_models({"ease": small}, dataset)
+    every_item = protocols.evaluate_models({"ease": whole_width}, dataset)
+    uncovered_targets = 0
+    for got, expected in zip(covered_only, every_item):
+        for protocol in ("full", "sampled"):
+            np.testing.assert_array_equal(got.ranks[protocol], expected.ranks[protocol])
+        if covered > 10:  # else the top 10 are padded with unscored items, whichever each path picks
+            assert got.coverage_at_10 == expected.coverage_at_10
+        uncovered_targets += int((~np.isin(protocols.split_inputs(dataset, got.split).targets, small.items)).sum())
+    assert uncovered_targets > 0  # both kinds of target are ranked

@@ -16,7 +16,7 @@ import torch
 
 from movielens_pipeline.data.dataset import SequenceDataset
 from movielens_pipeline.data.ragged import Ragged, as_ragged, distinct
-from movielens_pipeline.evaluation.metrics import DotProductScorer, ScoreFn
+from movielens_pipeline.evaluation.metrics import CoveredItemsScorer, DotProductScorer, ScoreFn
 
 
 # Names the baselines are reported under (never registered).
@@ -134,26 +134,21 @@ def fit_ease(dataset: SequenceDataset, l2: float = 300.0, memory_mb: float = 204
 def ease_score_fn(model: EaseModel) -> ScoreFn:
     """Scores from the history handed in: the sum of the weight rows of its covered items (one
     embedding-bag sum, so a score row costs about history length x covered items, not covered
-    items squared); items EASE does not cover score -inf."""
-    column = np.full(model.num_items + 1, -1, dtype=np.int64)
-    column[model.items.numpy()] = np.arange(len(model.items))
-    width = len(model.items)
+    items squared); items EASE does not cover score -inf, and ranking skips them."""
+    width = len(model.items) + 1
 
-    def scores(user_indices: torch.Tensor, histories: Ragged) -> torch.Tensor:
-        rows, cols = as_ragged(histories).flat()
-        cols = column[cols]
-        # Covered items, each once per history, grouped by row.
-        keys = distinct(rows[cols >= 0] * width + cols[cols >= 0])
+    def covered_scores(user_indices: torch.Tensor, histories: Ragged) -> torch.Tensor:
+        # Covered positions 1..C, each once per history, grouped by row.
+        rows, positions = as_ragged(histories).flat()
+        keys = distinct(rows * width + positions)
         counts = np.bincount(keys // width, minlength=len(histories))
         sums = torch.nn.functional.embedding_bag(
-            torch.as_tensor(keys % width), model.weights,
+            torch.as_tensor(keys % width - 1), model.weights,
             torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]])), mode="sum",
         )  # fmt: skip
-        out = torch.full((len(histories), model.num_items + 1), float("-inf"))
-        out[:, model.items] = sums
-        return out
+        return torch.cat([torch.full((len(histories), 1), float("-inf")), sums], dim=1)
 
-    return scores
+    return CoveredItemsScorer(covered_scores, model.items.numpy(), model.num_items)
 
 
 def baseline_score_fns(dataset: SequenceDataset, ease_l2: float, ease_memory_mb: float = 2048) -> tuple[dict, dict, dict]:

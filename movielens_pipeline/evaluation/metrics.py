@@ -38,6 +38,34 @@ class DotProductScorer(NamedTuple):
     def __call__(self, user_indices: torch.Tensor, histories: Ragged) -> torch.Tensor:
         return self.query_fn(user_indices, histories) @ self.item_vectors.T
 
+
+class CoveredItemsScorer(NamedTuple):
+    """A ScoreFn that scores only ``items``; every other item scores -inf (EASE within its memory
+    budget). ``covered_fn`` works in the covered items' own numbering: its histories hold
+    positions 1..len(items), uncovered items left out, and it answers [B, len(items) + 1] with
+    column 0 for padding. Ranking then runs over the covered columns alone."""
+
+    covered_fn: ScoreFn
+    items: np.ndarray  # [C] covered item indices, ascending
+    num_items: int
+
+    def positions(self) -> np.ndarray:
+        """Each item index's covered position (1..C), 0 where not covered."""
+        position = np.zeros(self.num_items + 1, dtype=np.int64)
+        position[self.items] = np.arange(1, len(self.items) + 1)
+        return position
+
+    def covered_histories(self, histories: Ragged | Sequence[np.ndarray]) -> Ragged:
+        rows, items = as_ragged(histories).flat()
+        positions = self.positions()[items]
+        return Ragged.from_pairs(rows[positions > 0], positions[positions > 0], len(histories))
+
+    def __call__(self, user_indices: torch.Tensor, histories: Ragged) -> torch.Tensor:
+        covered = self.covered_fn(user_indices, self.covered_histories(histories))
+        scores = torch.full((len(covered), self.num_items + 1), float("-inf"), device=covered.device)
+        scores[:, torch.as_tensor(self.items, device=covered.device)] = covered[:, 1:]
+        return scores
+
 # No metric looks past rank 20 (the largest K), so ranks are counted exactly below it and every
 # rank from 20 on is stored as 20. That turns "count every item scored above the target" into one
 # top-k per row, the dearest part of ranking 200k users over 87k items.
@@ -166,6 +194,8 @@ def full_rankings(
     block instead (``top_items``): same ranks, top items and sampled ranks, without the matrix,
     except that two scores equal to the last bit may be ordered differently.
     """
+    if isinstance(score_fn, CoveredItemsScorer):
+        return _rank_covered_items(score_fn, user_indices, splits, exclude_seen, batch_size, device, top_k)
     splits = [RankingInputs(as_ragged(s.histories), s.targets, s.negatives) for s in splits]
     batch_size = batch_size or rows_per_batch(num_items)
     block_wise = (isinstance(score_fn, DotProductScorer) and batch_size * (num_items + 1) * 4 > DIRECT_BYTES
@@ -209,6 +239,32 @@ def full_rankings(
         )
         for split, (ranks, top_items, sampled) in zip(splits, parts)
     ]
+
+
+def _rank_covered_items(scorer: CoveredItemsScorer, user_indices: np.ndarray, splits: Sequence[RankingInputs],
+                        exclude_seen: bool, batch_size: int | None, device, top_k: int) -> list[Ranking]:  # fmt: skip
+    """``full_rankings`` over the covered columns alone. An uncovered item scores -inf: it never
+    outranks a covered target, and an uncovered target ties with every item, so its rank is the
+    cap and every sampled negative counts against it."""
+    position = scorer.positions()
+    covered_splits = [
+        RankingInputs(scorer.covered_histories(split.histories), position[split.targets],
+                      None if split.negatives is None else position[split.negatives])  # fmt: skip
+        for split in splits
+    ]
+    rankings = full_rankings(scorer.covered_fn, user_indices, covered_splits, len(scorer.items), exclude_seen,
+                             batch_size, device, top_k)  # fmt: skip
+    item_of_position = np.concatenate([[0], scorer.items])
+    answers = []
+    for split, ranking in zip(splits, rankings):
+        uncovered = position[split.targets] == 0
+        sampled = ranking.sampled_ranks
+        if sampled is not None:
+            sampled = np.where(uncovered, (np.asarray(split.negatives) != 0).sum(axis=1), sampled)
+        answers.append(Ranking(np.where(uncovered, min(RANK_CAP, scorer.num_items), ranking.ranks),
+                               None if ranking.top_items is None else item_of_position[ranking.top_items],
+                               sampled))  # fmt: skip
+    return answers
 
 
 def _rank_by_dot_product(
