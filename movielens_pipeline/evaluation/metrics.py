@@ -150,6 +150,10 @@ class RankingInputs(NamedTuple):
     targets: np.ndarray
     negatives: np.ndarray | None = None  # [U, n] sampled negatives (0 = padding), when wanted
 
+    def rows(self, start: int, stop: int) -> "RankingInputs":
+        return RankingInputs(self.histories[start:stop], self.targets[start:stop],
+                             None if self.negatives is None else self.negatives[start:stop])  # fmt: skip
+
 
 @torch.no_grad()
 def full_ranking(
@@ -202,34 +206,22 @@ def full_rankings(
                   and bool(torch.isfinite(score_fn.item_vectors).all()))  # fmt: skip
     parts = [([], [], []) for _ in splits]  # ranks, top items, sampled ranks of each split
     for start in range(0, len(user_indices), batch_size):
-        stop = start + batch_size
-        users = torch.as_tensor(user_indices[start:stop], dtype=torch.long, device=device)
-        if block_wise:
-            queries = score_fn.query_fn(users, splits[0].histories[start:stop])
-            if torch.isfinite(queries).all():  # NaN's ordering is the score matrix path's job
-                for split, part in zip(splits, parts):
-                    batch = RankingInputs(split.histories[start:stop], split.targets[start:stop],
-                                          None if split.negatives is None else split.negatives[start:stop])  # fmt: skip
-                    for collected, result in zip(part, _rank_by_dot_product(
-                            queries, score_fn.item_vectors, batch, exclude_seen, top_k)):  # fmt: skip
-                        collected.append(result)
-                continue
-            scores = queries @ score_fn.item_vectors.T
+        batches = [split.rows(start, start + batch_size) for split in splits]
+        users = torch.as_tensor(user_indices[start : start + batch_size], dtype=torch.long, device=device)
+        queries = score_fn.query_fn(users, batches[0].histories) if block_wise else None
+        if queries is not None and torch.isfinite(queries).all():  # NaN's ordering is the score matrix's job
+            results = [_rank_by_dot_product(queries, score_fn.item_vectors, batch, exclude_seen, top_k)
+                       for batch in batches]  # fmt: skip
         else:
-            scores = score_fn(users, splits[0].histories[start:stop])
-        scores = scores[:, : num_items + 1]
-        scores = scores if scores.dtype == torch.float32 else scores.float()
-        for i, (split, (ranks, top_items, sampled)) in enumerate(zip(splits, parts)):
+            scores = score_fn(users, batches[0].histories) if queries is None else queries @ score_fn.item_vectors.T
+            scores = scores[:, : num_items + 1]
+            scores = scores if scores.dtype == torch.float32 else scores.float()
             # Ranking overwrites its scores: every split but the last ranks a copy.
-            own = scores if i == len(splits) - 1 else scores.clone()
-            batch_hist = split.histories[start:stop]
-            tgt = torch.as_tensor(split.targets[start:stop], dtype=torch.long, device=own.device)
-            if split.negatives is not None:
-                neg = torch.as_tensor(split.negatives[start:stop], dtype=torch.long, device=own.device)
-                sampled.append(_sampled_ranks(own.gather(1, tgt[:, None]), own.gather(1, neg), neg).cpu().numpy())
-            batch_ranks, batch_top = pessimistic_ranks(own, tgt, batch_hist if exclude_seen else None, top_k)
-            ranks.append(batch_ranks.cpu().numpy())
-            top_items.append(batch_top.cpu().numpy())
+            copies = [scores.clone() for _ in batches[1:]] + [scores]
+            results = [_rank_score_matrix(own, batch, exclude_seen, top_k) for own, batch in zip(copies, batches)]
+        for part, result in zip(parts, results):
+            for collected, value in zip(part, result):
+                collected.append(value)
     empty = np.zeros(0, dtype=np.int64)
     return [
         Ranking(
@@ -267,11 +259,25 @@ def _rank_covered_items(scorer: CoveredItemsScorer, user_indices: np.ndarray, sp
     return answers
 
 
+def _rank_score_matrix(
+    scores: torch.Tensor, batch: RankingInputs, exclude_seen: bool, top_k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Ranks, top items and sampled ranks of one batch from its score matrix (overwritten)."""
+    targets = torch.as_tensor(batch.targets, dtype=torch.long, device=scores.device)
+    sampled = None
+    if batch.negatives is not None:
+        negatives = torch.as_tensor(batch.negatives, dtype=torch.long, device=scores.device)
+        sampled = _sampled_ranks(scores.gather(1, targets[:, None]), scores.gather(1, negatives), negatives)
+        sampled = sampled.cpu().numpy()
+    ranks, top = pessimistic_ranks(scores, targets, batch.histories if exclude_seen else None, top_k)
+    return ranks.cpu().numpy(), top.cpu().numpy(), sampled
+
+
 def _rank_by_dot_product(
     queries: torch.Tensor, item_vectors: torch.Tensor, batch: RankingInputs, exclude_seen: bool, top_k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``pessimistic_ranks`` and ``_sampled_ranks`` of one batch from its queries, through the
-    block-wise top ``RANK_CAP + 1``: the target ranks below the cap only if it is among them, and
+    """What ``_rank_score_matrix`` gives, from one batch's queries, through the block-wise top
+    ``RANK_CAP + 1``: the target ranks below the cap only if it is among them, and
     then its rank counts the others scored at least as high."""
     device = queries.device
     targets = torch.as_tensor(batch.targets, dtype=torch.long, device=device)
