@@ -20,7 +20,6 @@ import torch
 import torch.nn as nn
 
 from movielens_pipeline.data.dataset import SequenceDataset
-from movielens_pipeline.data.ragged import distinct
 from movielens_pipeline.evaluation.metrics import validator
 from movielens_pipeline.evaluation.scorers import user_score_fn
 from movielens_pipeline.models.bpr import BPRMF, BPRConfig
@@ -74,7 +73,7 @@ def training_pairs(dataset: SequenceDataset) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (user, item) pairs of the training parts, as two int64 arrays sorted by user, item."""
     rows, items = dataset.train_sequences().flat()
     users = dataset.user_indices[rows]
-    pair_keys = distinct(users * (dataset.num_items + 1) + items)
+    pair_keys = np.unique(users * (dataset.num_items + 1) + items)
     return pair_keys // (dataset.num_items + 1), pair_keys % (dataset.num_items + 1)
 
 
@@ -88,7 +87,7 @@ class NegativeSampler:
 
     def __init__(self, users: np.ndarray, items: np.ndarray, num_items: int):
         self.num_items = num_items
-        self.positive_keys = torch.from_numpy(distinct(users * (num_items + 1) + items))
+        self.positive_keys = torch.from_numpy(np.unique(users * (num_items + 1) + items))
         positives_per_user = np.bincount(users)
         if positives_per_user.max(initial=0) >= num_items:
             raise ValueError("a user has interacted with every item: no negative exists")

@@ -96,7 +96,7 @@ class PretrainingSampler:
         self.num_items, self.mask_id = num_items, num_items + 1
         self.mask_prob = mask_prob
         self.generator = generator
-        seen_items = np.flatnonzero(np.bincount(rows.flat()[1]))
+        seen_items = np.unique(rows.flat()[1])
         self.candidates = torch.from_numpy(seen_items) if len(seen_items) else torch.ones(1, dtype=torch.long)
         # Rows sorted by length: the donors long enough for a segment form a suffix.
         self.donor_order = torch.argsort(self.lengths, stable=True)
