@@ -2,8 +2,8 @@
 
 Used by serving and by evaluation's full ranking. Scoring 1,000 rows against 87k items as one
 matrix writes 350 MB that top-k then reads back, so memory bandwidth, not arithmetic, sets the
-time. Here the catalogue is split in
-groups of ``GROUP`` consecutive items, and two passes find the top k:
+time. Here the catalogue is split in groups of ``GROUP`` consecutive items, and two passes find
+the top k:
 1. the items are scored one cache-sized block at a time, as [block items, rows] (on 2 cores
    that product runs about 15% faster than [rows, block items]), and only each group's best
    allowed score is kept ([items / GROUP, rows]);
