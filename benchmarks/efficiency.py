@@ -28,7 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
-from movielens_pipeline.models.s3rec import S3Rec, S3RecConfig  # noqa: E402
+from models.s3rec import S3Rec, S3RecConfig  # noqa: E402
 from movielens_pipeline.training.s3rec import FinetuneConfig, NextItemTask, _adam  # noqa: E402
 
 RESULTS = common.RESULTS_DIR / "efficiency.json"

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import common  # noqa: E402
 from movielens_pipeline.evaluation.baselines import popularity_score_fn  # noqa: E402
 from movielens_pipeline.evaluation.scorers import s3rec_score_fn  # noqa: E402
-from movielens_pipeline.models.s3rec import S3Rec, S3RecConfig  # noqa: E402
+from models.s3rec import S3Rec, S3RecConfig  # noqa: E402
 from movielens_pipeline.training.s3rec import FinetuneConfig, PretrainConfig, finetune, pretrain  # noqa: E402
 
 RESULTS = common.RESULTS_DIR / "s3rec_ml100k.json"

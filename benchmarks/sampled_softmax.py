@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
 from movielens_pipeline.evaluation.scorers import s3rec_score_fn  # noqa: E402
-from movielens_pipeline.models.s3rec import S3Rec, S3RecConfig  # noqa: E402
+from models.s3rec import S3Rec, S3RecConfig  # noqa: E402
 from movielens_pipeline.training.s3rec import FinetuneConfig, finetune  # noqa: E402
 
 RESULTS = common.RESULTS_DIR / "sampled_softmax.json"

@@ -80,8 +80,8 @@ def _untrained(name: str, dataset):
     """A model of the default architecture, untrained, as a TrainedModel."""
     from dataclasses import asdict
 
-    from movielens_pipeline.models.lrml import LRML
-    from movielens_pipeline.models.s3rec import S3Rec
+    from models.lrml import LRML
+    from models.s3rec import S3Rec
     from movielens_pipeline.training.pairwise import lrml_config
     from movielens_pipeline.training.s3rec import s3rec_config
     from movielens_pipeline.training.trained_model import TrainedModel

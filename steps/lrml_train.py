@@ -10,7 +10,7 @@ from movielens_pipeline.integrations.tracking import (
     training_checkpoints,
     warm_start_from_registry,
 )
-from movielens_pipeline.models import lrml as lrml_model
+from models import lrml as lrml_model
 from movielens_pipeline.training import pairwise
 from movielens_pipeline.training.pairwise import LRMLHyperparameters, LRMLTrainConfig
 from movielens_pipeline.training.runtime import pick_device, seed_everything

@@ -10,7 +10,7 @@ from movielens_pipeline.integrations.tracking import (
     training_checkpoints,
     warm_start_from_registry,
 )
-from movielens_pipeline.models import s3rec as s3rec_model
+from models import s3rec as s3rec_model
 from movielens_pipeline.training import s3rec, sequence_batches
 from movielens_pipeline.training.runtime import pick_device
 from movielens_pipeline.training.s3rec import FinetuneConfig, S3RecHyperparameters

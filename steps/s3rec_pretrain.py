@@ -9,7 +9,7 @@ from movielens_pipeline.integrations.tracking import (
     mlflow_log_fn,
     training_checkpoints,
 )
-from movielens_pipeline.models import s3rec as s3rec_model
+from models import s3rec as s3rec_model
 from movielens_pipeline.training import s3rec, sequence_batches
 from movielens_pipeline.training.runtime import pick_device
 from movielens_pipeline.training.s3rec import PretrainConfig, S3RecHyperparameters

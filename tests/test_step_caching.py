@@ -14,10 +14,10 @@ LOOP = {"movielens_pipeline.training.loop", "movielens_pipeline.training.checkpo
         ("steps.build_dataset", "build_dataset", {"movielens_pipeline.data.build", "movielens_pipeline.data.dataset"}),
         ("steps.validate_data", "validate_data", {"movielens_pipeline.data.contracts"}),
         ("steps.s3rec_pretrain", "s3rec_pretrain",
-         LOOP | {"movielens_pipeline.models.s3rec", "movielens_pipeline.training.s3rec", "movielens_pipeline.training.sequence_batches"}),
+         LOOP | {"models.s3rec", "movielens_pipeline.training.s3rec", "movielens_pipeline.training.sequence_batches"}),
         ("steps.s3rec_finetune", "s3rec_finetune",
-         LOOP | {"movielens_pipeline.models.s3rec", "movielens_pipeline.training.s3rec", "movielens_pipeline.evaluation.metrics"}),
-        ("steps.lrml_train", "lrml_train", LOOP | {"movielens_pipeline.models.lrml", "movielens_pipeline.training.pairwise"}),
+         LOOP | {"models.s3rec", "movielens_pipeline.training.s3rec", "movielens_pipeline.evaluation.metrics"}),
+        ("steps.lrml_train", "lrml_train", LOOP | {"models.lrml", "movielens_pipeline.training.pairwise"}),
         ("steps.evaluate", "evaluate", {"movielens_pipeline.evaluation.protocols", "movielens_pipeline.evaluation.scorers"}),
     ],
 )  # fmt: skip

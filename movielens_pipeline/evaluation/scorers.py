@@ -13,12 +13,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from models.bpr import BPRMF, BPRConfig
+from models.lrml import LRML, LRMLConfig
+from models.s3rec import S3Rec, S3RecConfig
 from movielens_pipeline.data.dataset import pad_left
 from movielens_pipeline.data.ragged import as_ragged
 from movielens_pipeline.evaluation.metrics import DotProductScorer, QueryFn, ScoreFn
-from movielens_pipeline.models.bpr import BPRMF, BPRConfig
-from movielens_pipeline.models.lrml import LRML, LRMLConfig
-from movielens_pipeline.models.s3rec import S3Rec, S3RecConfig
 from movielens_pipeline.training.trained_model import TrainedModel
 
 

@@ -35,10 +35,11 @@ from movielens_pipeline.training.trained_model import (
 )
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+MODELS_DIR = PACKAGE_DIR.parent / "models"
 SERVING_CODE = Path(__file__).resolve().parent / "pyfunc.py"
-# The whole library travels with the model; serving imports only data, evaluation, models,
-# training.trained_model and serving (nothing that needs ZenML).
-CODE_PATHS = [str(PACKAGE_DIR)]
+# The library and the torch models travel with the model; serving imports only data,
+# evaluation, training.trained_model and serving of the library (nothing that needs ZenML).
+CODE_PATHS = [str(PACKAGE_DIR), str(MODELS_DIR)]
 
 SIGNATURE = ModelSignature(
     inputs=Schema(

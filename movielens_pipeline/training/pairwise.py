@@ -19,11 +19,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from models.bpr import BPRMF, BPRConfig
+from models.lrml import LRML, LRMLConfig
 from movielens_pipeline.data.dataset import SequenceDataset
 from movielens_pipeline.evaluation.metrics import validator
 from movielens_pipeline.evaluation.scorers import user_score_fn
-from movielens_pipeline.models.bpr import BPRMF, BPRConfig
-from movielens_pipeline.models.lrml import LRML, LRMLConfig
 from movielens_pipeline.parameters import StepParameters, hyperparameters_of
 from movielens_pipeline.training.checkpoints import CheckpointStore
 from movielens_pipeline.training.loop import LogFn, LoopSettings, fit, no_logging

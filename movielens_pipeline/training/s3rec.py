@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from pydantic import model_validator
 
+from models.s3rec import FINETUNE_LOSSES, S3Rec, S3RecConfig
 from movielens_pipeline.data.dataset import SequenceDataset
 from movielens_pipeline.evaluation.metrics import validator
 from movielens_pipeline.evaluation.scorers import s3rec_score_fn
-from movielens_pipeline.models.s3rec import FINETUNE_LOSSES, S3Rec, S3RecConfig
 from movielens_pipeline.parameters import StepParameters, hyperparameters_of
 from movielens_pipeline.training.checkpoints import CheckpointStore
 from movielens_pipeline.training.loop import LogFn, LoopSettings, fit, no_logging
