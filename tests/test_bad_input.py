@@ -58,6 +58,23 @@ def plain_frame(**changes) -> pd.DataFrame:
     return frame
 
 
+def sequences(tmp_path, lines: str, attributes: str = '{"1": [1], "2": [2]}') -> dict:
+    """Sequence files in the S3Rec authors' format: Seq.txt (a user per line) and its attributes."""
+    (tmp_path / "Seq.txt").write_text(lines)
+    (tmp_path / "Seq_item2attributes.json").write_text(attributes)
+    return {"kind": "sequences", "path": str(tmp_path), "name": "Seq"}
+
+
+def with_attributes(tmp_path, attributes: str) -> dict:
+    """A valid ratings file plus the item-attributes file ``attributes`` (movie, genres)."""
+    spec = ratings_file(tmp_path, plain_frame())
+    (tmp_path / "attrs.csv").write_text(attributes)
+    return spec | {"attributes": {"path": str(tmp_path / "attrs.csv"), "item_column": "movie"}}
+
+
+GOOD_SEQUENCES = "".join(f"{user} 1 2 3 4\n" for user in range(1, 5))
+
+
 def zip_with_escape(tmp_path) -> dict:
     path = tmp_path / "ml-evil.zip"
     with zipfile.ZipFile(path, "w") as archive:
@@ -124,6 +141,22 @@ CASES = [
      ["mine.csv line [5], column user", "'bob'"]),
     ("parquet: empty user id", lambda t: ratings_file(t, plain_frame(user=(3, None)), ".parquet"),
      ["mine.parquet row [4], column user", "(empty)"]),
+    ("sequence file: text item", lambda t: sequences(t, GOOD_SEQUENCES + "5 1 two 3\n"),
+     ["Seq.txt line 5, field 3 (item 2)", "'two'", "is not a whole number"]),
+    ("sequence file: a user on two lines", lambda t: sequences(t, GOOD_SEQUENCES + "2 3 4\n"),
+     ["Seq.txt lines [2, 5]", "user 2 has two lines"]),
+    ("sequence file: item id zero", lambda t: sequences(t, GOOD_SEQUENCES + "5 1 0 3\n"),
+     ["interactions.item_id", "bad values [0]", "Seq.txt line [5]"]),
+    ("sequence attributes: not JSON", lambda t: sequences(t, GOOD_SEQUENCES, '{"1": [1]'),
+     ["Seq_item2attributes.json: not valid JSON"]),
+    ("sequence attributes: an item no one has", lambda t: sequences(t, GOOD_SEQUENCES, '{"1": [1], "77": [2]}'),
+     ["unlisted_items.item_id", "bad values [77]", "first use ['Seq_item2attributes.json key 77']"]),
+    ("attributes file: an item not in the ratings", lambda t: with_attributes(t, "movie,genres\n1,Action\n77,Drama\n"),
+     ["unlisted_items.item_id", "bad values [77]", "first use ['attrs.csv line 3']"]),
+    ("attributes file: an empty value in a cell", lambda t: with_attributes(t, "movie,genres\n1,Action\n2,Drama||War\n"),
+     ["item_attributes.value", "bad values ['']", "attrs.csv line [3]"]),
+    ("attributes file: text item id", lambda t: with_attributes(t, "movie,genres\n1,Action\nfour,Drama\n"),
+     ["attrs.csv line [3], column movie", "'four'"]),
     ("a user with a single rating", lambda t: folder(t, ratings_with(extra=["9,1,4.0,946684900"])),
      ["user_activity", "user_id [9]"]),
     ("nothing survives k-core filtering", lambda t: folder(t, ratings_with()),

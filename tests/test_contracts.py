@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -137,9 +138,9 @@ BAD_DATA = {
                                        "bad values [2]; at user_id [2]"),
     "attribute of unknown item": (set_cell("item_attributes", 4, "item_id", 404),
                                   ("unlisted_items", "expect_column_values_to_be_null", "item_id"), "bad values [404]"),
-    "unknown attribute type": (set_cell("item_attributes", 0, "attribute_type", "mood"),
-                               ("item_attributes", "expect_column_values_to_be_in_set", "attribute_type"),
-                               "bad values ['mood']"),
+    "attribute type that is a number": (set_cell("item_attributes", 0, "attribute_type", "1995"),
+                                        ("item_attributes", "expect_column_values_to_match_regex", "attribute_type"),
+                                        "bad values ['1995']"),
     "badly written decade": (set_cell("item_attributes", 1, "value", "90s"),
                              ("item_attributes", "expect_column_values_to_match_regex", "value"), "bad values ['90s']"),
     "duplicate attribute": (append_row("item_attributes", 0),
@@ -205,9 +206,11 @@ def test_real_ml100k_passes_the_contracts() -> None:
 
 def test_every_attribute_type_a_loader_can_produce_is_allowed() -> None:
     contract = next(contract for contract in load_contracts() if contract.dataset == "item_attributes")
-    allowed = next(spec.arguments["value_set"] for spec in contract.expectations
-                   if spec.expectation == "expect_column_values_to_be_in_set" and spec.arguments["column"] == "attribute_type")
-    assert {"genre", "decade", *KG_RELATION_BY_ATTRIBUTE} <= set(allowed)
+    pattern = next(spec.arguments["regex"] for spec in contract.expectations
+                   if spec.expectation == "expect_column_values_to_match_regex" and spec.arguments["column"] == "attribute_type")
+    produced = {"genre", "decade", "attribute", "brand", "sub genre", *KG_RELATION_BY_ATTRIBUTE}
+    assert all(re.fullmatch(pattern, name) for name in produced)
+    assert not any(re.fullmatch(pattern, name) for name in ("", " genre", "1990", "genre\t"))
 
 
 def test_every_contract_entry_explains_itself() -> None:

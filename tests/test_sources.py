@@ -202,6 +202,95 @@ def test_ratings_file_errors_name_the_problem(tmp_path: Path) -> None:
         load_source({"kind": "ratings_file", "path": str(path)})
 
 
+def test_ratings_file_with_an_item_attributes_file(tmp_path: Path) -> None:
+    ratings = tmp_path / "events.csv"
+    ratings.write_text("user_id,item_id,timestamp\n7,3,1000000000\n7,5,1000000100\n8,5,1000000200\n")
+    attributes = tmp_path / "items.csv"
+    attributes.write_text('movie,genres,brand,ignored\n3,Action|Comedy,Acme,x\n5,"Drama",,y\n')
+    raw = load_source({"kind": "ratings_file", "path": str(ratings),
+                       "attributes": {"path": str(attributes), "item_column": "movie",
+                                      "columns": ["genres", "brand"]}})  # fmt: skip
+    assert_schema(raw)
+    assert attribute_values(raw, 3, "genres") == {"Action", "Comedy"} and attribute_values(raw, 3, "brand") == {"Acme"}
+    assert attribute_values(raw, 5, "genres") == {"Drama"} and attribute_values(raw, 5, "brand") == set()
+    # Rows keep the line they came from, for contract messages.
+    assert raw.item_attributes.index.name == "items.csv line"
+    assert sorted(raw.item_attributes.index.tolist()) == [2, 2, 2, 3]
+
+
+def test_item_attributes_parquet_with_every_other_column_and_no_separator(tmp_path: Path) -> None:
+    ratings = tmp_path / "events.csv"
+    ratings.write_text("user_id,item_id,timestamp\n7,3,1000000000\n")
+    attributes = tmp_path / "items.parquet"
+    pd.DataFrame({"item_id": [3], "tag": ["sci|fi"]}).to_parquet(attributes)
+    raw = load_source({"kind": "ratings_file", "path": str(ratings),
+                       "attributes": {"path": str(attributes), "separator": None}})
+    assert attribute_values(raw, 3, "tag") == {"sci|fi"}
+
+
+@pytest.mark.parametrize("content, message", [
+    ("movie,genres\n3,Action\nx,Drama\n", "items.csv line \\[3\\], column movie: 1 item id values .*'x'"),
+    ("film,genres\n3,Action\n", "items.csv header \\(line 1\\): no column \\['movie'\\]"),
+    ("movie\n3\n", "no attribute column beside 'movie'"),
+])
+def test_item_attributes_file_errors_name_the_problem(tmp_path: Path, content: str, message: str) -> None:
+    ratings = tmp_path / "events.csv"
+    ratings.write_text("user_id,item_id,timestamp\n7,3,1000000000\n")
+    (tmp_path / "items.csv").write_text(content)
+    with pytest.raises(SourceError, match=message):
+        load_source({"kind": "ratings_file", "path": str(ratings),
+                     "attributes": {"path": str(tmp_path / "items.csv"), "item_column": "movie"}})
+
+
+def sequence_folder(tmp_path: Path, lines: str, attributes: str | None = '{"1": [1, 2, 2], "3": [2]}') -> dict:
+    files = {"Tiny.txt": lines} | ({"Tiny_item2attributes.json": attributes} if attributes is not None else {})
+    return {"kind": "sequences", "path": str(write_files(tmp_path / "s3rec", files)), "name": "Tiny",
+            "attribute_type": "category"}
+
+
+def test_sequence_files_keep_the_line_order_as_time(tmp_path: Path) -> None:
+    raw = load_source(sequence_folder(tmp_path, "1 3 1 2\n\n2 2 3\n"))
+    assert_schema(raw)
+    frame = raw.interactions
+    assert frame[["user_id", "item_id"]].values.tolist() == [[1, 3], [1, 1], [1, 2], [2, 2], [2, 3]]
+    assert frame.groupby("user_id")["timestamp"].apply(lambda t: t.is_monotonic_increasing).all()
+    assert frame.index.name == "Tiny.txt line" and frame.index.tolist() == [1, 1, 1, 3, 3]
+    assert frame["rating"].isna().all()
+    # A repeated attribute of an item counts once.
+    assert attribute_values(raw, 1, "category") == {"1", "2"} and attribute_values(raw, 3, "category") == {"2"}
+    assert raw.item_attributes.index.name == "Tiny_item2attributes.json key"
+
+
+def test_sequence_files_without_attributes_and_inside_a_zip(tmp_path: Path) -> None:
+    archive = write_zip(tmp_path / "s3rec.zip", {"data/Tiny.txt": b"1 5 6 7\n"})
+    raw = load_source({"kind": "sequences", "path": str(archive), "name": "Tiny"})
+    assert raw.interactions["item_id"].tolist() == [5, 6, 7] and raw.item_attributes.empty
+
+
+@pytest.mark.parametrize("lines, attributes, message", [
+    ("1 3 1\n2 2 x7\n", None, "Tiny.txt line 2, field 3 \\(item 2\\): 'x7' is not a whole number"),
+    ("1 3 1\nu2 2 3\n", None, "Tiny.txt line 2, field 1 \\(the user id\\): 'u2' is not a whole number"),
+    ("1 3 1\n2\n", None, "Tiny.txt line 2: user '2' has no items"),
+    ("1 3 1\n2 2\n1 4\n", None, "Tiny.txt lines \\[1, 3\\]: user 1 has two lines"),
+    ("1 3 1\n", "{1: [2]", "Tiny_item2attributes.json: not valid JSON"),
+    ("1 3 1\n", '{"one": [2]}', "Tiny_item2attributes.json, key 'one': an item id must be a whole number"),
+    ("1 3 1\n", '{"1": 2}', "Tiny_item2attributes.json, key '1': expected a list of attributes, got 2"),
+])
+def test_sequence_files_errors_name_the_problem(tmp_path: Path, lines: str, attributes, message: str) -> None:
+    with pytest.raises(SourceError, match=message):
+        load_source(sequence_folder(tmp_path, lines, attributes if attributes is not None else '{"1": [1]}'))
+
+
+def test_the_authors_lastfm_files_read_as_published() -> None:
+    folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "s3rec"
+    if not (folder / "LastFM.txt").exists():
+        pytest.skip("the shared S3Rec data is not on this machine")
+    raw = load_source({"kind": "sequences", "path": str(folder), "name": "LastFM"})
+    assert (len(raw.interactions), raw.interactions["user_id"].nunique(), raw.interactions["item_id"].nunique()) == (
+        52_551, 1_090, 3_646)
+    assert raw.item_attributes["value"].nunique() == 388
+
+
 @pytest.mark.parametrize("spec, message", [
     ({"kind": "kaggle"}, "Input tag 'kaggle' found using 'kind' does not match any of the expected tags"),
     ({}, "Unable to extract tag using discriminator 'kind'"),

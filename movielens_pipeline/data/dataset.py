@@ -102,6 +102,14 @@ class SequenceDataset:
     def attribute_types(self) -> list[str]:
         return sorted(self.attribute_vocab["attribute_type"].unique().tolist())
 
+    def informative_attribute_types(self, min_items_per_value: float) -> list[str]:
+        """The attribute types whose values are shared, on average, by at least ``min_items_per_value``
+        items (a type with nearly one value per item, such as a film's director, groups nothing)."""
+        pairs = self.item_attributes.merge(self.attribute_vocab, on="attr_idx")
+        per_type = pairs.groupby("attribute_type").agg(pairs=("item_idx", "size"), values=("attr_idx", "nunique"))
+        informative = per_type["pairs"] >= min_items_per_value * per_type["values"]
+        return sorted(per_type.index[informative].tolist())
+
     def item_attribute_index(self, attribute_types: list[str] | None = None) -> torch.Tensor:
         """Padded [num_items + 1, max_attrs] tensor of each item's attribute indices (0 = none).
 

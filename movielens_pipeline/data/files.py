@@ -137,11 +137,14 @@ def _arrow_csv(stream: IO[bytes], *, delimiter: str, names: Sequence[str], types
 
 
 def read_table(stream: IO[bytes], label: str, *, delimiter: str, names: Sequence[str],
-               types: Mapping[str, pa.DataType], encoding: str = "utf8", quoted: bool = True) -> pa.Table:
-    """Read the rest of ``stream`` with pyarrow; columns not in ``types`` stay text (never inferred)."""
+               types: Mapping[str, pa.DataType], encoding: str = "utf8", quoted: bool = True,
+               keep_empty_lines: bool = False) -> pa.Table:
+    """Read the rest of ``stream`` with pyarrow; columns not in ``types`` stay text (never inferred).
+    ``keep_empty_lines`` keeps a row per blank line, so row i is line i."""
     require_columns(label, names, types)
     try:
-        return _arrow_csv(stream, delimiter=delimiter, names=names, types=types, encoding=encoding, quoted=quoted)
+        return _arrow_csv(stream, delimiter=delimiter, names=names, types=types, encoding=encoding, quoted=quoted,
+                          keep_empty_lines=keep_empty_lines)  # fmt: skip
     except pa.ArrowInvalid as error:
         raise SourceError(f"{label}: {error}") from None
 

@@ -4,7 +4,7 @@ Parquet) with configurable column names."""
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ from movielens_pipeline.data.files import (
     existing_path,
     explain_unreadable,
     read_header,
+    read_table,
     read_table_file,
     require_columns,
     with_line_numbers,
@@ -65,13 +66,15 @@ def load_ratings_file(
     path: str | os.PathLike,
     columns: Mapping[str, str] | None = None,
     delimiter: str = ",",
+    item_attributes: pd.DataFrame | None = None,
 ) -> RawData:
     """Load a plain CSV or Parquet (by suffix .parquet/.pq) file of interactions.
 
     ``columns`` maps the roles user, item, timestamp and the optional rating to the file's column
     names (defaults: user_id, item_id, timestamp; no rating). Timestamps may be unix seconds or
-    date-times (naive ones are read as UTC). Such a file knows no titles or attributes: every item
-    gets the placeholder title ``"item <id>"`` and there are no attribute rows.
+    date-times (naive ones are read as UTC). Such a file knows no titles: every item gets the
+    placeholder title ``"item <id>"``. ``item_attributes``: long-form attribute rows read from an
+    item-attributes file (``sequence_files.load_item_attributes``), else there are none.
     """
     roles = {**DEFAULT_RATINGS_COLUMNS, **(columns or {})}
     unknown_roles = sorted(set(roles) - {"user", "item", "timestamp", "rating"})
@@ -90,7 +93,7 @@ def load_ratings_file(
                                        _as_unix_seconds(table[roles["timestamp"]], roles["timestamp"]))
     item_ids = pd.Series(np.sort(interactions["item_id"].unique()))
     items = raw.items_frame(item_ids, "item " + item_ids.astype(str), pd.Series(pd.NA, index=item_ids.index))
-    return raw.assemble(interactions, items, [])
+    return raw.assemble(interactions, items, [] if item_attributes is None else [item_attributes])
 
 
 def _read_ratings_csv(file, wanted: list[str], delimiter: str) -> pd.DataFrame:
@@ -136,3 +139,54 @@ def _as_unix_seconds(values: pd.Series, column: str) -> pd.Series:
                               f"neither unix seconds nor date-times, e.g. {values[bad].head(5).tolist()}")
         numbers[text] = (moments - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
     return numbers
+
+
+# --- e. item attributes beside a ratings file ------------------------------------------------
+
+
+def load_item_attributes(path: str | os.PathLike, item_column: str = "item_id",
+                         columns: Sequence[str] | None = None, separator: str | None = "|",
+                         delimiter: str = ",") -> pd.DataFrame:  # fmt: skip
+    """Long-form attribute rows (item_id, attribute_type = column name, value) of an item-attributes
+    file (CSV or Parquet: an item column plus attribute columns, one row per item), indexed by the
+    line (CSV) or row (Parquet) each came from.
+
+    A multi-valued cell such as ``Action|Comedy`` is split on ``separator``. An empty cell means
+    the item has no value of that type; an empty part of a cell (``Action||Comedy``) is kept, so
+    the attribute contract rejects it with its line.
+    """
+    file = existing_path(path, "item attributes file")
+    if file.suffix.lower() in {".parquet", ".pq"}:
+        available = pq.read_schema(file).names
+        wanted = _attribute_columns(file.name, available, item_column, columns)
+        table = pq.read_table(file, columns=[item_column, *wanted]).to_pandas()
+        table = with_line_numbers(table, f"{file.name} row", 1)
+    else:
+        with open(file, "rb") as stream:
+            available = read_header(stream, file.name, delimiter, "utf8", quoted=True)
+            wanted = _attribute_columns(file.name, available, item_column, columns)
+            table = read_table(stream, file.name, delimiter=delimiter, names=available,
+                               types={name: pa.string() for name in available}).to_pandas()  # fmt: skip
+        table = with_line_numbers(table[[item_column, *wanted]], f"{file.name} line", 2, skip_blank=True)
+    item_ids = raw.as_int64(table[item_column], "item id")
+    parts = []
+    for column in wanted:
+        cells = table[column].astype("string")
+        present = cells.notna() & (cells.str.strip() != "")
+        split = cells[present].str.split(separator, regex=False) if separator else cells[present].map(lambda v: [v])
+        exploded = split.explode()
+        parts.append(pd.DataFrame({
+            "item_id": item_ids.reindex(exploded.index).to_numpy(),
+            "attribute_type": column,
+            "value": exploded.astype("string").str.strip().to_numpy(),
+        }, index=exploded.index))  # fmt: skip
+    return pd.concat(parts) if parts else pd.DataFrame(columns=["item_id", "attribute_type", "value"])
+
+
+def _attribute_columns(label: str, available: Sequence[str], item_column: str,
+                       columns: Sequence[str] | None) -> list[str]:  # fmt: skip
+    require_columns(label, available, [item_column, *(columns or [])])
+    wanted = list(columns) if columns is not None else [name for name in available if name != item_column]
+    if not wanted:
+        raise SourceError(f"{label}: no attribute column beside {item_column!r}; it has {list(available)}")
+    return wanted

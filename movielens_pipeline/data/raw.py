@@ -79,7 +79,11 @@ def assemble(interactions: pd.DataFrame, items: pd.DataFrame, attribute_parts: l
     dated = items.dropna(subset=["year"])
     decades = (dated["year"] // 10 * 10).astype("int64").astype(str) + "s"
     parts = [*attribute_parts, attribute_rows(dated["item_id"], "decade", decades)]
-    attributes = pd.concat(parts, ignore_index=True).drop_duplicates(ignore_index=True)
+    # Rows read from one file keep its line labels, for messages about them.
+    labels = {part.index.name for part in parts if len(part)}
+    relabel = len(labels) != 1 or None in labels
+    parts = [part for part in parts if len(part)] or parts[-1:]
+    attributes = pd.concat(parts, ignore_index=relabel).drop_duplicates(ignore_index=relabel)
     return RawData(
         interactions=interactions.astype(INTERACTION_DTYPES, copy=False),
         items=items.astype(ITEM_DTYPES),

@@ -315,17 +315,30 @@ def user_sample(num_users: int, most: int | None, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(num_users, size=most, replace=False))
 
 
+# What per-epoch validation can select epochs by: full-ranking NDCG@10 (the headline), or the
+# S3Rec authors' choice, MRR against 99 sampled negatives (rank among 100, not capped).
+VALIDATION_METRICS = ("ndcg_at_10", "sampled_mrr")
+
+
 def validator(score_fn: ScoreFn, dataset, batch_size: int | None = None, device="cpu",
-              most_users: int | None = None) -> Callable[[], dict[str, float]]:
-    """Per-epoch validation: Metrics@K on the validation targets (full ranking, training items
-    excluded) of every user, or of a fixed sample of ``most_users``; the inputs are built once."""
+              most_users: int | None = None, sampled: bool = False) -> Callable[[], dict[str, float]]:
+    """Per-epoch validation on the validation targets (full ranking, training items excluded) of
+    every user, or of a fixed sample of ``most_users``; the inputs are built once. Returns HR@10
+    and NDCG@10, and with ``sampled`` also the sampled protocol's MRR and NDCG@10 (negatives drawn
+    once, outside each user's whole sequence, as in evaluation)."""
     users = user_sample(dataset.num_users, most_users)
     inputs, targets, user_indices = dataset.valid_inputs()[users], dataset.valid_targets()[users], dataset.user_indices[users]
+    negatives = sample_unseen_items(dataset.full_sequences()[users], dataset.num_items)[0] if sampled else None
 
     def validate() -> dict[str, float]:
         ranking = full_ranking(score_fn, user_indices, inputs, targets, dataset.num_items,
-                               batch_size=batch_size, device=device)  # fmt: skip
-        return metrics_from_ranks(ranking.ranks)
+                               batch_size=batch_size, device=device, negatives=negatives)  # fmt: skip
+        metrics = metrics_from_ranks(ranking.ranks)
+        figures = {"hit_at_10": metrics["hit_at_10"], "ndcg_at_10": metrics["ndcg_at_10"]}
+        if negatives is not None:
+            figures["sampled_mrr"] = float((1.0 / (ranking.sampled_ranks + 1.0)).mean())
+            figures["sampled_ndcg_at_10"] = metrics_from_ranks(ranking.sampled_ranks, (10,))["ndcg_at_10"]
+        return figures
 
     return validate
 

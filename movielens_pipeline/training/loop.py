@@ -91,9 +91,11 @@ def detached_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 class LoopSettings:
     epochs: int
     batch_size: int
-    # Epochs without a better validation NDCG@10 before stopping; None trains every epoch and
+    # Epochs without a better validation figure before stopping; None trains every epoch and
     # keeps the last weights (pretraining, which has no validation metric).
     patience: int | None = None
+    # The validation figure that picks the best epoch (a key of what ``validate`` returns).
+    selection_metric: str = "ndcg_at_10"
     rows_name: str = "rows"  # names the throughput figure, e.g. sequences_per_second
     # Wall-clock budget for the whole run: training stops at the first batch past it, validates
     # that epoch and keeps the best weights so far. None: no budget.
@@ -159,13 +161,10 @@ def fit(
         if validate is not None:
             started = time.perf_counter()
             valid = validate()
-            record |= {
-                "valid_hit_at_10": valid["hit_at_10"],
-                "valid_ndcg_at_10": valid["ndcg_at_10"],
-                "valid_seconds": time.perf_counter() - started,
-            }
+            record |= {f"valid_{name}": value for name, value in valid.items()}
+            record["valid_seconds"] = time.perf_counter() - started
         history.append(record)
-        if stopper is not None and stopper.update(record["valid_ndcg_at_10"], epoch, model):
+        if stopper is not None and stopper.update(record[f"valid_{settings.selection_metric}"], epoch, model):
             finished, stop_reason = True, "patience"
         if not finished and time.monotonic() >= deadline:
             finished, stop_reason = True, "time budget"
@@ -196,7 +195,8 @@ def fit(
         checkpoints.clear()
     if stopper is None:
         return FitResult(history, detached_state(model), len(history), None, stop_reason)
-    return FitResult(history, stopper.best_state, stopper.best_epoch, stopper.best_value, stop_reason)
+    best_ndcg = history[stopper.best_epoch - 1]["valid_ndcg_at_10"]
+    return FitResult(history, stopper.best_state, stopper.best_epoch, best_ndcg, stop_reason)
 
 
 def _train_one_epoch(name, epoch, model, task, settings, optimizer, scaler, generator, device,

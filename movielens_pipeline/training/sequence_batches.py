@@ -10,7 +10,7 @@ are cut from other training rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Literal, Sequence, get_args
 
 import numpy as np
 import torch
@@ -42,11 +42,33 @@ def history_windows(sequences: Ragged | Sequence[np.ndarray], length: int) -> Ra
     return Ragged(sequences.values, np.maximum(ends - length, sequences.starts[owner]), ends)
 
 
-def training_rows(dataset: SequenceDataset, length: int, all_windows: bool) -> Ragged:
-    """The rows an epoch passes over: every ``length``-item window of each user's training part,
-    or only the whole training parts (each row keeps its most recent items when padded)."""
+def trailing_prefixes(sequences: Ragged, length: int) -> Ragged:
+    """Every prefix of each sequence's last ``length`` items: [a], [a, b], ..., [a, ..., z]
+    (the S3Rec authors' pretraining instances). Views of the sequences' items."""
+    first = np.maximum(sequences.ends - length, sequences.starts)
+    counts = sequences.ends - first
+    starts = np.repeat(first, counts)
+    return Ragged(sequences.values, starts, starts + 1 + np.arange(int(counts.sum())) - np.repeat(
+        np.cumsum(counts) - counts, counts))
+
+
+# How a training part becomes an epoch's rows (``rows`` of the S3Rec training configs).
+RowKind = Literal["windows", "last", "prefixes"]
+
+
+def training_rows(dataset: SequenceDataset, length: int, kind: RowKind) -> Ragged:
+    """The rows an epoch passes over, from each user's training part:
+    - ``windows``: every ``length``-item window (``history_windows``);
+    - ``last``: the whole part, of which a padded row keeps the most recent ``length`` items;
+    - ``prefixes``: every prefix of its last ``length`` items (``trailing_prefixes``)."""
     rows = dataset.train_sequences()
-    return history_windows(rows, length) if all_windows else rows
+    if kind == "windows":
+        return history_windows(rows, length)
+    if kind == "prefixes":
+        return trailing_prefixes(rows, length)
+    if kind == "last":
+        return rows
+    raise ValueError(f"rows must be one of {get_args(RowKind)}, got {kind!r}")
 
 
 def uniform_below(upper: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -91,8 +113,10 @@ class PretrainingSampler:
 
     def __init__(self, rows: Ragged, num_items: int, max_len: int, mask_prob: float,
                  generator: torch.Generator):  # fmt: skip
-        self.rows = pad_left(rows, max_len)
-        self.lengths = (self.rows != 0).sum(1)
+        # Rows are padded batch by batch: all of them padded at once would hold max_len values
+        # per row (prefix rows are many, and mostly short).
+        self.rows, self.max_len = rows, max_len
+        self.lengths = torch.from_numpy(np.minimum(rows.lengths, max_len))
         self.num_items, self.mask_id = num_items, num_items + 1
         self.mask_prob = mask_prob
         self.generator = generator
@@ -106,7 +130,7 @@ class PretrainingSampler:
 
     def batch(self, row_ids: torch.Tensor, with_segments: bool = True) -> PretrainBatch:
         """``row_ids`` are positions in ``rows`` (0-based); SP inputs only when asked."""
-        items = self.rows[row_ids]
+        items = self._padded(row_ids)
         real = items != 0
         masked = (torch.rand(items.shape, generator=self.generator) < self.mask_prob) & real
         masked[:, -1] = real[:, -1]  # the reference always masks the most recent item
@@ -124,6 +148,9 @@ class PretrainingSampler:
             segment_positive=positive,
             segment_negative=negative,
         )
+
+    def _padded(self, row_ids: torch.Tensor) -> torch.Tensor:
+        return pad_left(self.rows[row_ids.numpy()], self.max_len)
 
     def _segments(self, row_ids: torch.Tensor, items: torch.Tensor):
         """SP inputs for rows of >= 2 items: segment length uniform in [1, len // 2], start uniform."""
@@ -149,7 +176,7 @@ class PretrainingSampler:
         donor_lengths = self.lengths[donors]
         donor_start = max_len - donor_lengths + uniform_below(donor_lengths - segment_length + 1, self.generator)
         source = (donor_start[:, None] + positions - start[:, None]).clamp(0, max_len - 1)
-        foreign = self.rows[donors].gather(1, source)
+        foreign = self._padded(donors).gather(1, source)
         negative = torch.where(in_segment, foreign, positive)
         return context, positive, negative
 

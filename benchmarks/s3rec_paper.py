@@ -1,0 +1,344 @@
+"""S3Rec as published: the paper's own data (LastFM, Toys_and_Games from the authors' repository),
+its protocol, its setting and this project's, with and without pretraining, beside strong
+baselines (EASE with its L2 chosen on validation, BPR-MF, LRML, popularity).
+
+Settings (each S3Rec variant finetuned from the same pretraining of its seed, or from scratch):
+- ``paper``: the authors' finetuning (BCE with one sampled negative per position, batch 256,
+  lr 1e-3, one row per user, patience 10 on validation MRR against 99 sampled negatives);
+- ``project``: this project's finetuning defaults (``FinetuneConfig()``).
+Pretraining, one per seed: the paper's defaults (AAP 0.2, MIP 1, MAP 1, SP 0.5, mask 0.2, batch
+100, lr 1e-3, ``--pretrain-epochs``, 150 in the paper) on ``--pretrain-rows`` (``prefixes``: every
+prefix of the last 50 training items, as the authors' code; ``last``: one row per user), or the
+authors' released epoch-150 checkpoint (``--official-checkpoints``, a folder holding
+``<name>-epochs-150.pt``; mapped by ``training.official_checkpoint``) as the ``official`` variant.
+
+Protocol: leave-one-out (last item test, second-to-last validation), seen items excluded; full
+ranking over every item (ties count against the target) and the paper's 99 negatives drawn
+uniformly outside the user's whole sequence (one seeded draw for every model). MRR counts ranks
+below 20 under full ranking (the rest add under 1/21 each) and every rank among the 100 under
+the sampled protocol.
+
+Every finished model is kept in ``--work`` (ranks per user as .npz, figures as .json), so a run
+that stops resumes where it was; delete a file to recompute it. The report pairs each pretrained
+variant with the one without pretraining per user (NDCG@10 averaged over the seeds) in a
+bootstrap.
+
+Run: .venv/bin/python benchmarks/s3rec_paper.py --datasets LastFM --seeds 42 1 2 [--settings paper project]
+(writes benchmarks/results/s3rec_paper.json and s3rec_paper.png)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import common  # noqa: E402
+from models.s3rec import S3Rec  # noqa: E402
+from movielens_pipeline.data.build import BuildConfig, build_sequence_dataset  # noqa: E402
+from movielens_pipeline.data.dataset import SequenceDataset  # noqa: E402
+from movielens_pipeline.data.sources import load_source  # noqa: E402
+from movielens_pipeline.evaluation.baselines import ease_score_fn, fit_ease, popularity_score_fn  # noqa: E402
+from movielens_pipeline.evaluation.metrics import metrics_from_ranks  # noqa: E402
+from movielens_pipeline.evaluation.protocols import evaluate_models, paired_bootstrap  # noqa: E402
+from movielens_pipeline.evaluation.scorers import load_recommender  # noqa: E402
+from movielens_pipeline.training.official_checkpoint import load_official_checkpoint  # noqa: E402
+from movielens_pipeline.training.pairwise import BPRTrainConfig, LRMLTrainConfig, train_bpr, train_lrml  # noqa: E402
+from movielens_pipeline.training.s3rec import FinetuneConfig, PretrainConfig, finetune, pretrain, s3rec_config  # noqa: E402
+from movielens_pipeline.training.trained_model import load_trained_model, save_trained_model  # noqa: E402
+
+RESULTS = common.RESULTS_DIR / "s3rec_paper.json"
+PLOT = common.RESULTS_DIR / "s3rec_paper.png"
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "s3rec"
+DEFAULT_WORK = Path(__file__).resolve().parents[1] / ".cache" / "s3rec_paper"
+
+# NDCG@10 / HR@10 on exactly these files (see ../shared/reference/models.md).
+PUBLISHED = {
+    "LastFM": {
+        "sampled": {"sasrec": (0.2605, 0.4587), "s3rec": (0.3577, 0.6083)},
+        "full": {"sasrec": (0.0390, 0.0688), "s3rec": (0.0427, 0.0743), "best later work (BSARec)": (0.0435, None)},
+    },
+    "Toys_and_Games": {
+        "sampled": {"sasrec": (0.3081, 0.4659), "s3rec": (0.3695, 0.5593)},
+        "full": {"sasrec": (0.0374, 0.0675), "s3rec": (0.0376, 0.0700), "best later work (ICSRec)": (0.0657, None)},
+    },
+}
+KS = (1, 5, 10, 20)
+PROTOCOLS = ("full", "sampled")
+EASE_L2_GRID = (10.0, 30.0, 100.0, 300.0, 1000.0)
+
+SETTINGS = {
+    "paper": FinetuneConfig(loss="bce", batch_size=256, lr=1e-3, rows="last", validation_metric="sampled_mrr",
+                            validation_users=1_000_000),
+    "project": FinetuneConfig(),
+}
+
+
+def paper_pretraining(epochs: int, rows: str, seed: int) -> PretrainConfig:
+    return PretrainConfig(epochs=epochs, batch_size=100, lr=1e-3, mask_prob=0.2, aap_weight=0.2, mip_weight=1.0,
+                          map_weight=1.0, sp_weight=0.5, rows=rows, seed=seed)  # fmt: skip
+
+
+def load_dataset(data_dir: Path, name: str) -> SequenceDataset:
+    raw = load_source({"kind": "sequences", "path": str(data_dir), "name": name})
+    return build_sequence_dataset(raw.interactions, raw.items, raw.item_attributes, BuildConfig())
+
+
+def figures_of(ranks: dict[str, np.ndarray]) -> dict[str, float]:
+    """HR@1/5/10/20, NDCG@5/10/20 and MRR of test ranks under both protocols."""
+    out = {}
+    for protocol, values in ranks.items():
+        metrics = metrics_from_ranks(values, KS)
+        prefix = "" if protocol == "full" else "sampled_"
+        out |= {f"{prefix}hit_at_{k}": metrics[f"hit_at_{k}"] for k in KS}
+        out |= {f"{prefix}ndcg_at_{k}": metrics[f"ndcg_at_{k}"] for k in KS[1:]}
+        # Sampled ranks are exact among the 100 candidates; full ranks stop at 20.
+        exact_mrr = float((1.0 / (np.asarray(values) + 1.0)).mean())
+        out[f"{prefix}mrr"] = exact_mrr if protocol == "sampled" else metrics["mrr_at_20"]
+    return out
+
+
+class Store:
+    """Finished models of one dataset: ``<key>.json`` (figures) and ``<key>.npz`` (per-user ranks)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def get(self, key: str):
+        meta, arrays = self.folder / f"{key}.json", self.folder / f"{key}.npz"
+        if not (meta.exists() and arrays.exists()):
+            return None
+        with np.load(arrays) as ranks:
+            return json.loads(meta.read_text()), {name: ranks[name] for name in ranks.files}
+
+    def put(self, key: str, figures: dict, ranks: dict[str, np.ndarray]) -> None:
+        np.savez(self.folder / f"{key}.npz", **ranks)
+        (self.folder / f"{key}.json").write_text(json.dumps(figures, indent=1, default=float))
+
+
+def evaluate(name: str, score_fn, dataset: SequenceDataset, history_free: bool = False):
+    """Validation and test ranks under both protocols; the figures of test, NDCG@10 of validation."""
+    evaluations = evaluate_models({name: score_fn}, dataset, history_free=[name] if history_free else [])
+    by_split = {e.split: e for e in evaluations}
+    test_ranks = {f"test_{protocol}": by_split["test"].ranks[protocol] for protocol in PROTOCOLS}
+    figures = figures_of({p: by_split["test"].ranks[p] for p in PROTOCOLS})
+    figures["valid_ndcg_at_10"] = metrics_from_ranks(by_split["valid"].ranks["full"])["ndcg_at_10"]
+    figures["valid_sampled_ndcg_at_10"] = metrics_from_ranks(by_split["valid"].ranks["sampled"])["ndcg_at_10"]
+    return figures, test_ranks
+
+
+def run_or_load(store: Store, key: str, make):
+    """The stored result of ``key``, or ``make()`` -> (figures, ranks) computed and stored now."""
+    found = store.get(key)
+    if found is not None:
+        logging.info("%s: from %s", key, store.folder)
+        return found
+    started = time.perf_counter()
+    figures, ranks = make()
+    figures["wall_seconds"] = time.perf_counter() - started
+    store.put(key, figures, ranks)
+    logging.info("%s: test NDCG@10 %.4f (sampled %.4f)", key, figures["ndcg_at_10"], figures["sampled_ndcg_at_10"])
+    return figures, ranks
+
+
+def pretrained_weights(store: Store, dataset, seed: int, args):
+    """This seed's pretraining (trained once, kept in the store for every setting)."""
+    folder = store.folder / f"pretrained-{args.pretrain_rows}-{args.pretrain_epochs}-seed{seed}"
+    if (folder / "model.json").exists():
+        return load_trained_model(folder)
+    cfg = paper_pretraining(args.pretrain_epochs, args.pretrain_rows, seed)
+    trained, wall = common.timed(pretrain, dataset, s3rec_config(dataset), cfg)
+    trained.summary["wall_seconds"] = wall
+    save_trained_model(trained, folder)
+    return trained
+
+
+def s3rec_runs(store: Store, dataset: SequenceDataset, name: str, seed: int, args) -> None:
+    model_config = s3rec_config(dataset)
+    starts = {"none": lambda: None, "pretrained": lambda: pretrained_weights(store, dataset, seed, args)}
+    checkpoint = args.official_checkpoints / f"{name}-epochs-150.pt" if args.official_checkpoints else None
+    if checkpoint is not None and checkpoint.exists():
+        starts["official"] = lambda: load_official_checkpoint(checkpoint, dataset, S3Rec(model_config))
+    for setting in args.settings:
+        for variant, start in starts.items():
+            key = f"s3rec-{setting}-{variant}" + (f"-{args.pretrain_rows}{args.pretrain_epochs}"
+                                                  if variant == "pretrained" else "") + f"-seed{seed}"  # fmt: skip
+
+            def make():
+                initial = start()
+                cfg = SETTINGS[setting].model_copy(update={"seed": seed} | (
+                    {"epochs": args.finetune_epochs} if args.finetune_epochs else {}))
+                trained, wall = common.timed(finetune, dataset, model_config, cfg, pretrained=initial)
+                figures, ranks = evaluate(key, load_recommender(trained).score_fn, dataset)
+                pretrain_seconds = (initial.summary.get("wall_seconds", 0.0) if initial is not None else 0.0)
+                return figures | {"finetune_seconds": wall, "pretrain_seconds": pretrain_seconds,
+                                  "best_epoch": trained.summary["best_epoch"],
+                                  "epochs_run": trained.summary["epochs_run"]}, ranks  # fmt: skip
+
+            run_or_load(store, key, make)
+
+
+def baseline_runs(store: Store, dataset: SequenceDataset, seeds: list[int], parts: list[str]) -> None:
+    if "baselines" in parts:
+        run_or_load(store, "popularity", lambda: evaluate("popularity", popularity_score_fn(dataset), dataset))
+
+        def ease():
+            # EASE's one parameter, chosen on validation NDCG@10 like every trained model's epochs.
+            grid = {}
+            for l2 in EASE_L2_GRID:
+                figures, ranks = evaluate("ease", ease_score_fn(fit_ease(dataset, l2)), dataset)
+                grid[l2] = (figures, ranks)
+            best = max(grid, key=lambda l2: grid[l2][0]["valid_ndcg_at_10"])
+            figures, ranks = grid[best]
+            return figures | {"l2": best, "valid_ndcg_by_l2": {str(k): v[0]["valid_ndcg_at_10"]
+                                                                 for k, v in grid.items()}}, ranks  # fmt: skip
+
+        run_or_load(store, "ease", ease)
+    trainers = {"lrml": (train_lrml, LRMLTrainConfig), "bpr": (train_bpr, BPRTrainConfig)}
+    for model in ("lrml", "bpr"):
+        if model not in parts:
+            continue
+        train, config_type = trainers[model]
+        for seed in seeds:
+            def make(train=train, config_type=config_type, seed=seed, model=model):
+                trained, wall = common.timed(train, dataset, None, config_type(seed=seed))
+                figures, ranks = evaluate(model, load_recommender(trained).score_fn, dataset, history_free=True)
+                return figures | {"train_seconds": wall, "best_epoch": trained.summary["best_epoch"]}, ranks
+
+            run_or_load(store, f"{model}-seed{seed}", make)
+
+
+def summarise(store: Store, dataset: SequenceDataset) -> dict:
+    """Mean figures over seeds per model, and each pretrained variant against no pretraining."""
+    groups: dict[str, list] = {}
+    for meta in sorted(store.folder.glob("*.json")):
+        key = meta.stem
+        base = key.rsplit("-seed", 1)[0]
+        groups.setdefault(base, []).append(store.get(key))
+    models = {}
+    for base, runs in groups.items():
+        figures = [f for f, _ in runs]
+        numeric = [k for k, v in figures[0].items() if isinstance(v, (int, float))]
+        models[base] = {"seeds": len(runs)} | {k: statistics.fmean(f[k] for f in figures) for k in numeric} | {
+            f"{k}_per_seed": [f[k] for f in figures] for k in ("ndcg_at_10", "sampled_ndcg_at_10")}
+    comparisons = {}
+    for base, runs in groups.items():
+        if not base.startswith("s3rec-") or "-none" in base:
+            continue
+        setting = base.split("-")[1]
+        reference = groups.get(f"s3rec-{setting}-none")
+        if not reference:
+            continue
+        comparisons[base] = {}
+        for protocol in PROTOCOLS:
+            treated = _per_user_ndcg_mean(runs, f"test_{protocol}")
+            control = _per_user_ndcg_mean(reference, f"test_{protocol}")
+            comparisons[base][protocol] = paired_bootstrap(treated, control)
+    return {"dataset": dataset.stats, "models": models, "pretrained_minus_none": comparisons}
+
+
+def _per_user_ndcg_mean(runs, split_protocol: str) -> np.ndarray:
+    """Per-user NDCG@10 averaged over the seeds of one model."""
+    values = [np.where(r[split_protocol] < 10, 1.0 / np.log2(r[split_protocol] + 2.0), 0.0) for _, r in runs]
+    return np.mean(values, axis=0)
+
+
+def print_table(name: str, summary: dict) -> None:
+    print(f"\n{name}: {summary['dataset']['num_users']:,} users, {summary['dataset']['num_items']:,} items, "
+          f"{summary['dataset']['num_interactions']:,} interactions; test, seen items excluded")  # fmt: skip
+    header = f"{'model':<44}{'seeds':>6}" + "".join(f"{h:>9}" for h in ("HR@10", "NDCG@10", "MRR", "sHR@10",
+                                                                          "sNDCG@10", "sMRR"))  # fmt: skip
+    print(header)
+    for model, f in sorted(summary["models"].items()):
+        print(f"{model:<44}{f['seeds']:>6}" + "".join(
+            f"{f[k]:>9.4f}" for k in ("hit_at_10", "ndcg_at_10", "mrr", "sampled_hit_at_10", "sampled_ndcg_at_10",
+                                      "sampled_mrr")))  # fmt: skip
+    for protocol in PROTOCOLS:
+        for model, (ndcg, hit) in PUBLISHED[name][protocol].items():
+            label = f"published {model} ({protocol})"
+            print(f"{label:<50}" + ("" if protocol == "full" else " " * 27) + f"{hit or float('nan'):>9.4f}{ndcg:>9.4f}")
+    for model, comparison in summary["pretrained_minus_none"].items():
+        for protocol, c in comparison.items():
+            print(f"{model} - none ({protocol} NDCG@10): {c['mean_difference']:+.4f} "
+                  f"(95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f})")  # fmt: skip
+
+
+def plot(summaries: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(summaries), 2, figsize=(12, 3.2 * len(summaries)), squeeze=False)
+    for row, (name, summary) in enumerate(summaries.items()):
+        for column, protocol in enumerate(PROTOCOLS):
+            ax = axes[row][column]
+            key = "ndcg_at_10" if protocol == "full" else "sampled_ndcg_at_10"
+            models = sorted(summary["models"])
+            values = [summary["models"][m][key] for m in models]
+            ax.barh(models, values, color=["#4c72b0" if m.startswith("s3rec") else "#999999" for m in models])
+            for label, (ndcg, _) in PUBLISHED[name][protocol].items():
+                ax.axvline(ndcg, linestyle="--", linewidth=1, color="#c44e52")
+                ax.text(ndcg, len(models) - 0.5, f" {label}", fontsize=7, color="#c44e52", rotation=90, va="top")
+            ax.set_title(f"{name}, {protocol} ranking: test NDCG@10 (mean over seeds)", fontsize=9)
+            ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="finished models are kept here")
+    parser.add_argument("--datasets", nargs="+", default=["LastFM", "Toys_and_Games"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--parts", nargs="+", default=["s3rec", "baselines", "lrml", "bpr"],
+                        choices=["s3rec", "baselines", "lrml", "bpr"])
+    parser.add_argument("--pretrain-epochs", type=int, default=150)
+    parser.add_argument("--pretrain-rows", default="prefixes", choices=["prefixes", "last", "windows"])
+    parser.add_argument("--official-checkpoints", type=Path, default=None,
+                        help="folder with the authors' <name>-epochs-150.pt (finetuned as the 'official' variant)")
+    parser.add_argument("--finetune-epochs", type=int, default=None, help="cap on finetuning epochs (smoke runs)")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--report-only", action="store_true", help="summarise what the work folder holds")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    summaries = {}
+    for name in args.datasets:
+        dataset = load_dataset(args.data_dir, name)
+        store = Store(args.work / name)
+        if not args.report_only:
+            if "s3rec" in args.parts:
+                for seed in args.seeds:
+                    s3rec_runs(store, dataset, name, seed, args)
+            baseline_runs(store, dataset, args.seeds, args.parts)
+        summaries[name] = summarise(store, dataset) | {"published": PUBLISHED[name]}
+        print_table(name, summaries[name])
+    existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    report = existing | {
+        "protocol": "leave-one-out; full ranking (seen items excluded, pessimistic ties) and 99 sampled negatives",
+        "settings": {name: cfg.as_dict() for name, cfg in SETTINGS.items()},
+        "pretraining": paper_pretraining(args.pretrain_epochs, args.pretrain_rows, 0).as_dict() | {"seed": "per run"},
+        "datasets": existing.get("datasets", {}) | summaries,
+    } | common.environment(started)
+    common.write_report(report, RESULTS)
+    plot(report["datasets"], PLOT)
+    print(common.footer(report, RESULTS))
+
+
+if __name__ == "__main__":
+    main()
