@@ -1,4 +1,5 @@
-"""What the MovieLens-100k benchmarks share: the protocol, the dataset, test figures and the report.
+"""What the benchmarks share: the protocol, the datasets, test figures, finished runs kept on disk
+and the report.
 
 Imported by the scripts in this folder (which put the repository root on ``sys.path`` first).
 """
@@ -11,17 +12,23 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from movielens_pipeline.data.build import BuildConfig, build_sequence_dataset
 from movielens_pipeline.data.dataset import SequenceDataset
 from movielens_pipeline.data.embedded import load_embedded_ml100k
+from movielens_pipeline.data.sources import load_source
 from movielens_pipeline.evaluation.metrics import full_ranking, metrics_from_ranks
+from movielens_pipeline.evaluation.protocols import PROTOCOLS, evaluate_models
 from movielens_pipeline.training.runtime import pick_device
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PROTOCOL = "leave-one-out by time; full ranking over all items, seen items excluded, pessimistic ties"
 NOTE = "timings are wall clock on a shared machine and may be inflated by other jobs"
+# The S3Rec authors' datasets, and the cut-offs their tables report.
+S3REC_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "s3rec"
+PAPER_KS = (1, 5, 10, 20)
 
 
 def prepare(device: str, threads: int | None) -> tuple[torch.device, SequenceDataset]:
@@ -73,3 +80,70 @@ def write_report(report: dict, path: Path) -> None:
 def footer(report: dict, path: Path) -> str:
     """The last console line: threads, total wall time and where the JSON went."""
     return f"torch threads {report['torch_threads']}, total wall {report['total_wall_seconds']:.1f}s -> {path}"
+
+
+# --- the S3Rec authors' datasets, both protocols, finished runs kept on disk ---------------------
+
+
+def load_sequence_files(data_dir: Path, name: str) -> SequenceDataset:
+    """One of the S3Rec authors' datasets (``<name>.txt`` and its attributes), built as the pipeline builds it."""
+    raw = load_source({"kind": "sequences", "path": str(data_dir), "name": name})
+    return build_sequence_dataset(raw.interactions, raw.items, raw.item_attributes, BuildConfig())
+
+
+def paper_figures(ranks: dict[str, np.ndarray]) -> dict[str, float]:
+    """HR@1/5/10/20, NDCG@5/10/20 and MRR of test ranks under both protocols."""
+    out = {}
+    for protocol, values in ranks.items():
+        metrics = metrics_from_ranks(values, PAPER_KS)
+        prefix = "" if protocol == "full" else "sampled_"
+        out |= {f"{prefix}hit_at_{k}": metrics[f"hit_at_{k}"] for k in PAPER_KS}
+        out |= {f"{prefix}ndcg_at_{k}": metrics[f"ndcg_at_{k}"] for k in PAPER_KS[1:]}
+        # Sampled ranks are exact among the 100 candidates; full ranks stop at 20.
+        exact_mrr = float((1.0 / (np.asarray(values) + 1.0)).mean())
+        out[f"{prefix}mrr"] = exact_mrr if protocol == "sampled" else metrics["mrr_at_20"]
+    return out
+
+
+class Store:
+    """Finished models of one dataset: ``<key>.json`` (figures) and ``<key>.npz`` (per-user ranks)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def get(self, key: str):
+        meta, arrays = self.folder / f"{key}.json", self.folder / f"{key}.npz"
+        if not (meta.exists() and arrays.exists()):
+            return None
+        with np.load(arrays) as ranks:
+            return json.loads(meta.read_text()), {name: ranks[name] for name in ranks.files}
+
+    def put(self, key: str, figures: dict, ranks: dict[str, np.ndarray]) -> None:
+        np.savez(self.folder / f"{key}.npz", **ranks)
+        (self.folder / f"{key}.json").write_text(json.dumps(figures, indent=1, default=float))
+
+
+def evaluate_both_protocols(name: str, score_fn, dataset: SequenceDataset, history_free: bool = False):
+    """Validation and test ranks under both protocols; the figures of test, NDCG@10 of validation."""
+    evaluations = evaluate_models({name: score_fn}, dataset, history_free=[name] if history_free else [])
+    by_split = {e.split: e for e in evaluations}
+    test_ranks = {f"test_{protocol}": by_split["test"].ranks[protocol] for protocol in PROTOCOLS}
+    figures = paper_figures({p: by_split["test"].ranks[p] for p in PROTOCOLS})
+    figures["valid_ndcg_at_10"] = metrics_from_ranks(by_split["valid"].ranks["full"])["ndcg_at_10"]
+    figures["valid_sampled_ndcg_at_10"] = metrics_from_ranks(by_split["valid"].ranks["sampled"])["ndcg_at_10"]
+    return figures, test_ranks
+
+
+def run_or_load(store: Store, key: str, make):
+    """The stored result of ``key``, or ``make()`` -> (figures, ranks) computed and stored now."""
+    found = store.get(key)
+    if found is not None:
+        logging.info("%s: from %s", key, store.folder)
+        return found
+    started = time.perf_counter()
+    figures, ranks = make()
+    figures["wall_seconds"] = time.perf_counter() - started
+    store.put(key, figures, ranks)
+    logging.info("%s: test NDCG@10 %.4f (sampled %.4f)", key, figures["ndcg_at_10"], figures["sampled_ndcg_at_10"])
+    return figures, ranks

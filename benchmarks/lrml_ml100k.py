@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
 from movielens_pipeline.evaluation.baselines import ease_score_fn, fit_ease, popularity_score_fn  # noqa: E402
-from movielens_pipeline.evaluation.scorers import trained_module, user_score_fn  # noqa: E402
+from movielens_pipeline.evaluation.scorers import user_score_fn  # noqa: E402
+from movielens_pipeline.families import trained_module  # noqa: E402
 from movielens_pipeline.training.pairwise import BPRTrainConfig, LRMLTrainConfig, train_bpr, train_lrml  # noqa: E402
 
 RESULTS = common.RESULTS_DIR / "lrml_ml100k.json"

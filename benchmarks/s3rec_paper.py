@@ -44,13 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
 from models.s3rec import S3Rec  # noqa: E402
-from movielens_pipeline.data.build import BuildConfig, build_sequence_dataset  # noqa: E402
 from movielens_pipeline.data.dataset import SequenceDataset  # noqa: E402
-from movielens_pipeline.data.sources import load_source  # noqa: E402
 from movielens_pipeline.evaluation.baselines import ease_score_fn, fit_ease, popularity_score_fn  # noqa: E402
-from movielens_pipeline.evaluation.metrics import metrics_from_ranks  # noqa: E402
-from movielens_pipeline.evaluation.protocols import evaluate_models, paired_bootstrap  # noqa: E402
-from movielens_pipeline.evaluation.scorers import load_recommender  # noqa: E402
+from movielens_pipeline.evaluation.protocols import PROTOCOLS, paired_bootstrap  # noqa: E402
+from movielens_pipeline.families import load_recommender  # noqa: E402
 from movielens_pipeline.training.official_checkpoint import load_official_checkpoint  # noqa: E402
 from movielens_pipeline.training.pairwise import BPRTrainConfig, LRMLTrainConfig, train_bpr, train_lrml  # noqa: E402
 from movielens_pipeline.training.s3rec import FinetuneConfig, PretrainConfig, finetune, pretrain, s3rec_config  # noqa: E402
@@ -58,7 +55,6 @@ from movielens_pipeline.training.trained_model import load_trained_model, save_t
 
 RESULTS = common.RESULTS_DIR / "s3rec_paper.json"
 PLOT = common.RESULTS_DIR / "s3rec_paper.png"
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "s3rec"
 DEFAULT_WORK = Path(__file__).resolve().parents[1] / ".cache" / "s3rec_paper"
 
 # NDCG@10 / HR@10 on exactly these files (see ../shared/reference/models.md).
@@ -72,8 +68,6 @@ PUBLISHED = {
         "full": {"sasrec": (0.0374, 0.0675), "s3rec": (0.0376, 0.0700), "best later work (ICSRec)": (0.0657, None)},
     },
 }
-KS = (1, 5, 10, 20)
-PROTOCOLS = ("full", "sampled")
 EASE_L2_GRID = (10.0, 30.0, 100.0, 300.0, 1000.0)
 
 SETTINGS = {
@@ -88,70 +82,7 @@ def paper_pretraining(epochs: int, rows: str, seed: int) -> PretrainConfig:
                           map_weight=1.0, sp_weight=0.5, rows=rows, seed=seed)  # fmt: skip
 
 
-def load_dataset(data_dir: Path, name: str) -> SequenceDataset:
-    raw = load_source({"kind": "sequences", "path": str(data_dir), "name": name})
-    return build_sequence_dataset(raw.interactions, raw.items, raw.item_attributes, BuildConfig())
-
-
-def figures_of(ranks: dict[str, np.ndarray]) -> dict[str, float]:
-    """HR@1/5/10/20, NDCG@5/10/20 and MRR of test ranks under both protocols."""
-    out = {}
-    for protocol, values in ranks.items():
-        metrics = metrics_from_ranks(values, KS)
-        prefix = "" if protocol == "full" else "sampled_"
-        out |= {f"{prefix}hit_at_{k}": metrics[f"hit_at_{k}"] for k in KS}
-        out |= {f"{prefix}ndcg_at_{k}": metrics[f"ndcg_at_{k}"] for k in KS[1:]}
-        # Sampled ranks are exact among the 100 candidates; full ranks stop at 20.
-        exact_mrr = float((1.0 / (np.asarray(values) + 1.0)).mean())
-        out[f"{prefix}mrr"] = exact_mrr if protocol == "sampled" else metrics["mrr_at_20"]
-    return out
-
-
-class Store:
-    """Finished models of one dataset: ``<key>.json`` (figures) and ``<key>.npz`` (per-user ranks)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def get(self, key: str):
-        meta, arrays = self.folder / f"{key}.json", self.folder / f"{key}.npz"
-        if not (meta.exists() and arrays.exists()):
-            return None
-        with np.load(arrays) as ranks:
-            return json.loads(meta.read_text()), {name: ranks[name] for name in ranks.files}
-
-    def put(self, key: str, figures: dict, ranks: dict[str, np.ndarray]) -> None:
-        np.savez(self.folder / f"{key}.npz", **ranks)
-        (self.folder / f"{key}.json").write_text(json.dumps(figures, indent=1, default=float))
-
-
-def evaluate(name: str, score_fn, dataset: SequenceDataset, history_free: bool = False):
-    """Validation and test ranks under both protocols; the figures of test, NDCG@10 of validation."""
-    evaluations = evaluate_models({name: score_fn}, dataset, history_free=[name] if history_free else [])
-    by_split = {e.split: e for e in evaluations}
-    test_ranks = {f"test_{protocol}": by_split["test"].ranks[protocol] for protocol in PROTOCOLS}
-    figures = figures_of({p: by_split["test"].ranks[p] for p in PROTOCOLS})
-    figures["valid_ndcg_at_10"] = metrics_from_ranks(by_split["valid"].ranks["full"])["ndcg_at_10"]
-    figures["valid_sampled_ndcg_at_10"] = metrics_from_ranks(by_split["valid"].ranks["sampled"])["ndcg_at_10"]
-    return figures, test_ranks
-
-
-def run_or_load(store: Store, key: str, make):
-    """The stored result of ``key``, or ``make()`` -> (figures, ranks) computed and stored now."""
-    found = store.get(key)
-    if found is not None:
-        logging.info("%s: from %s", key, store.folder)
-        return found
-    started = time.perf_counter()
-    figures, ranks = make()
-    figures["wall_seconds"] = time.perf_counter() - started
-    store.put(key, figures, ranks)
-    logging.info("%s: test NDCG@10 %.4f (sampled %.4f)", key, figures["ndcg_at_10"], figures["sampled_ndcg_at_10"])
-    return figures, ranks
-
-
-def pretrained_weights(store: Store, dataset, seed: int, args):
+def pretrained_weights(store: common.Store, dataset, seed: int, args):
     """This seed's pretraining (trained once, kept in the store for every setting)."""
     folder = store.folder / f"pretrained-{args.pretrain_rows}-{args.pretrain_epochs}-seed{seed}"
     if (folder / "model.json").exists():
@@ -163,7 +94,7 @@ def pretrained_weights(store: Store, dataset, seed: int, args):
     return trained
 
 
-def s3rec_runs(store: Store, dataset: SequenceDataset, name: str, seed: int, args) -> None:
+def s3rec_runs(store: common.Store, dataset: SequenceDataset, name: str, seed: int, args) -> None:
     model_config = s3rec_config(dataset)
     starts = {"none": lambda: None, "pretrained": lambda: pretrained_weights(store, dataset, seed, args)}
     checkpoint = args.official_checkpoints / f"{name}-epochs-150.pt" if args.official_checkpoints else None
@@ -179,31 +110,32 @@ def s3rec_runs(store: Store, dataset: SequenceDataset, name: str, seed: int, arg
                 cfg = SETTINGS[setting].model_copy(update={"seed": seed} | (
                     {"epochs": args.finetune_epochs} if args.finetune_epochs else {}))
                 trained, wall = common.timed(finetune, dataset, model_config, cfg, pretrained=initial)
-                figures, ranks = evaluate(key, load_recommender(trained).score_fn, dataset)
+                figures, ranks = common.evaluate_both_protocols(key, load_recommender(trained).score_fn, dataset)
                 pretrain_seconds = (initial.summary.get("wall_seconds", 0.0) if initial is not None else 0.0)
                 return figures | {"finetune_seconds": wall, "pretrain_seconds": pretrain_seconds,
                                   "best_epoch": trained.summary["best_epoch"],
                                   "epochs_run": trained.summary["epochs_run"]}, ranks  # fmt: skip
 
-            run_or_load(store, key, make)
+            common.run_or_load(store, key, make)
 
 
-def baseline_runs(store: Store, dataset: SequenceDataset, seeds: list[int], parts: list[str]) -> None:
+def baseline_runs(store: common.Store, dataset: SequenceDataset, seeds: list[int], parts: list[str]) -> None:
     if "baselines" in parts:
-        run_or_load(store, "popularity", lambda: evaluate("popularity", popularity_score_fn(dataset), dataset))
+        common.run_or_load(store, "popularity",
+                           lambda: common.evaluate_both_protocols("popularity", popularity_score_fn(dataset), dataset))
 
         def ease():
             # EASE's one parameter, chosen on validation NDCG@10 like every trained model's epochs.
             grid = {}
             for l2 in EASE_L2_GRID:
-                figures, ranks = evaluate("ease", ease_score_fn(fit_ease(dataset, l2)), dataset)
+                figures, ranks = common.evaluate_both_protocols("ease", ease_score_fn(fit_ease(dataset, l2)), dataset)
                 grid[l2] = (figures, ranks)
             best = max(grid, key=lambda l2: grid[l2][0]["valid_ndcg_at_10"])
             figures, ranks = grid[best]
             return figures | {"l2": best, "valid_ndcg_by_l2": {str(k): v[0]["valid_ndcg_at_10"]
                                                                  for k, v in grid.items()}}, ranks  # fmt: skip
 
-        run_or_load(store, "ease", ease)
+        common.run_or_load(store, "ease", ease)
     trainers = {"lrml": (train_lrml, LRMLTrainConfig), "bpr": (train_bpr, BPRTrainConfig)}
     for model in ("lrml", "bpr"):
         if model not in parts:
@@ -212,13 +144,14 @@ def baseline_runs(store: Store, dataset: SequenceDataset, seeds: list[int], part
         for seed in seeds:
             def make(train=train, config_type=config_type, seed=seed, model=model):
                 trained, wall = common.timed(train, dataset, None, config_type(seed=seed))
-                figures, ranks = evaluate(model, load_recommender(trained).score_fn, dataset, history_free=True)
+                figures, ranks = common.evaluate_both_protocols(model, load_recommender(trained).score_fn, dataset,
+                                                                history_free=True)  # fmt: skip
                 return figures | {"train_seconds": wall, "best_epoch": trained.summary["best_epoch"]}, ranks
 
-            run_or_load(store, f"{model}-seed{seed}", make)
+            common.run_or_load(store, f"{model}-seed{seed}", make)
 
 
-def summarise(store: Store, dataset: SequenceDataset) -> dict:
+def summarise(store: common.Store, dataset: SequenceDataset) -> dict:
     """Mean figures over seeds per model, and each pretrained variant against no pretraining."""
     groups: dict[str, list] = {}
     for meta in sorted(store.folder.glob("*.json")):
@@ -298,7 +231,7 @@ def plot(summaries: dict[str, dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data-dir", type=Path, default=common.S3REC_DATA)
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="finished models are kept here")
     parser.add_argument("--datasets", nargs="+", default=["LastFM", "Toys_and_Games"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
@@ -319,8 +252,8 @@ def main() -> None:
     started = time.perf_counter()
     summaries = {}
     for name in args.datasets:
-        dataset = load_dataset(args.data_dir, name)
-        store = Store(args.work / name)
+        dataset = common.load_sequence_files(args.data_dir, name)
+        store = common.Store(args.work / name)
         if not args.report_only:
             if "s3rec" in args.parts:
                 for seed in args.seeds:

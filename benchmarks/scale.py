@@ -95,7 +95,8 @@ def _untrained(name: str, dataset):
 
 def stage_evaluate(work: Path, model: str, max_users: int | None = None) -> dict:
     from movielens_pipeline.data.dataset import read_dataset
-    from movielens_pipeline.evaluation import baselines, protocols, scorers
+    from movielens_pipeline import families
+    from movielens_pipeline.evaluation import baselines, protocols
 
     dataset = read_dataset(_open_in(work / "dataset"))
     loaded = time.perf_counter()
@@ -106,7 +107,7 @@ def stage_evaluate(work: Path, model: str, max_users: int | None = None) -> dict
         ease = baselines.fit_ease(dataset)
         score_fn, note = baselines.ease_score_fn(ease), ease.note()
     else:
-        recommender = scorers.load_recommender(_untrained(model, dataset))
+        recommender = families.load_recommender(_untrained(model, dataset))
         score_fn, note = recommender.score_fn, ""
         if not recommender.uses_history:
             history_free = [model]

@@ -16,7 +16,14 @@ Relation used for a negative pair (``relation_for_negative``):
 Norm clipping follows the paper's projected updates: embedding rows are projected back into
 the ball of radius ``clip_norm`` when a training batch uses them (before the forward pass, so
 every step starts from a projected point), and scoring applies the same projection without
-modifying the weights, so inference sees what training would see.
+modifying the weights, so inference sees what training would see. ``memory_clip_norm`` bounds
+the memory slots the same way (every step): a relation is a convex combination of the slots, so
+it then stays on the embeddings' scale. Left unbounded, as in the authors' code, the slots grow
+to norms near 11 against unit-ball embeddings while attention stays nearly uniform: the relation
+becomes one large translation shared by every pair, and every user gets the same ranking
+(an item's projection on it), which is popularity's.
+
+``distance``: ``"l2"`` (the paper) or ``"l1"`` (an option of the authors' code).
 
 Index 0 of both embedding tables is padding and never trained.
 """
@@ -30,6 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 RELATION_OPTIONS = ("shared", "own")
+DISTANCES = ("l2", "l1")
 
 
 @dataclass
@@ -43,10 +51,14 @@ class LRMLConfig:
     eps: float = 1e-6  # keeps the gradient of sqrt finite when p + r == q
     relation_for_negative: str = "own"  # "shared" (authors' code) or "own"; see module docstring
     init_std: float = 0.1
+    memory_clip_norm: float | None = None  # radius of the memory slots' ball; None: unbounded
+    distance: str = "l2"  # "l2" or "l1"
 
     def __post_init__(self):
         if self.relation_for_negative not in RELATION_OPTIONS:
             raise ValueError(f"relation_for_negative must be one of {RELATION_OPTIONS}")
+        if self.distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}")
 
 
 def _project_to_ball(vectors: torch.Tensor, radius: float | None) -> torch.Tensor:
@@ -82,13 +94,17 @@ class LRML(nn.Module):
         return attention @ self.memory_slots
 
     def distance_score(self, users: torch.Tensor, relations: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """s = -sqrt(||p + r - q||^2 + eps) over the last dimension."""
-        squared = (users + relations - items).pow(2).sum(dim=-1)
-        return -torch.sqrt(squared + self.config.eps)
+        """s = -sqrt(||p + r - q||^2 + eps) (or -||p + r - q||_1) over the last dimension."""
+        gap = users + relations - items
+        if self.config.distance == "l1":
+            return -gap.abs().sum(dim=-1)
+        return -torch.sqrt(gap.pow(2).sum(dim=-1) + self.config.eps)
 
     @torch.no_grad()
     def clip_rows_(self, users: torch.Tensor, items: torch.Tensor) -> None:
-        """Project the given user and item rows into the clip ball, in place."""
+        """Project the given user and item rows (and the memory slots) into their balls, in place."""
+        if self.config.memory_clip_norm is not None:
+            self.memory_slots.copy_(_project_to_ball(self.memory_slots, self.config.memory_clip_norm))
         if self.config.clip_norm is None:
             return
         for table, rows in ((self.user_embedding.weight, users), (self.item_embedding.weight, items)):
@@ -141,7 +157,9 @@ class LRML(nn.Module):
         cfg = self.config
         p = _project_to_ball(self.user_embedding(users), cfg.clip_norm)  # [B, d]
         items = _project_to_ball(self.item_embedding.weight, cfg.clip_norm)  # [I, d]
-        keys, slots = self.memory_keys, self.memory_slots  # [d, N], [N, d]
+        keys, slots = self.memory_keys, _project_to_ball(self.memory_slots, cfg.memory_clip_norm)  # [d, N], [N, d]
+        if cfg.distance == "l1":
+            return self._score_all_items_l1(p, items, slots, max_chunk_elements)
         num_users, dim, num_slots = p.shape[0], cfg.dim, cfg.memory_slots
 
         slot_gram = slots @ slots.T  # [N, N]
@@ -158,5 +176,20 @@ class LRML(nn.Module):
             squared = user_sq + q.pow(2).sum(-1) - 2 * (p @ q.T) + relation_terms
             # The expansion can round slightly below zero where the true distance is ~0.
             scores[:, start : start + chunk] = -torch.sqrt(squared.clamp_min(0) + cfg.eps)
+        scores[:, 0] = float("-inf")
+        return scores
+
+    def _score_all_items_l1(self, p: torch.Tensor, items: torch.Tensor, slots: torch.Tensor,
+                            max_chunk_elements: int) -> torch.Tensor:  # fmt: skip
+        """The L1 distance has no expansion: each pair's relation is formed, in item chunks of
+        about ``max_chunk_elements`` values of [B, C, d]."""
+        num_users = p.shape[0]
+        chunk = max(1, max_chunk_elements // (num_users * self.config.dim))
+        scores = torch.empty(num_users, items.shape[0], device=p.device)
+        for start in range(0, items.shape[0], chunk):
+            q = items[start : start + chunk].unsqueeze(0)  # [1, C, d]
+            users = p.unsqueeze(1)  # [B, 1, d]
+            relation = torch.softmax((users * q) @ self.memory_keys, dim=-1) @ slots  # [B, C, d]
+            scores[:, start : start + chunk] = -(users + relation - q).abs().sum(-1)
         scores[:, 0] = float("-inf")
         return scores

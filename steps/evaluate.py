@@ -1,10 +1,12 @@
-from typing import Annotated, Optional, Tuple
+from typing import Annotated, List, Optional, Tuple
 
 import pandas as pd
 from zenml import log_metadata, step
 from zenml.config.cache_policy import CachePolicy
 from zenml.types import HTMLString
 
+from models import bpr, lrml, s3rec
+from movielens_pipeline import families
 from movielens_pipeline.data.dataset import SequenceDataset
 from movielens_pipeline.evaluation import (
     baselines,
@@ -23,13 +25,12 @@ from movielens_pipeline.training.trained_model import TrainedModel
 
 @step(
     experiment_tracker=experiment_tracker_name(),
-    cache_policy=CachePolicy(source_dependencies=[baselines, metrics, protocols, reports, scorers]),
+    cache_policy=CachePolicy(source_dependencies=[baselines, metrics, protocols, reports, scorers, families, bpr, lrml,
+                                                  s3rec]),
 )
 def evaluate(
     sequence_dataset: SequenceDataset,
-    s3rec_model: TrainedModel,
-    lrml_model: TrainedModel,
-    sasrec_model: Optional[TrainedModel] = None,
+    trained_models: List[TrainedModel],
     ease_l2: float = 300.0,
     ease_memory_mb: float = 2048,
     negatives_seed: int = 0,
@@ -47,8 +48,7 @@ def evaluate(
     ranking costs users x items per model; the registry gate scores the champion on the same users).
     """
     torch_device = pick_device(device)
-    trained = [m for m in (s3rec_model, sasrec_model, lrml_model) if m is not None]
-    recommenders = {m.summary["name"]: scorers.load_recommender(m, torch_device) for m in trained}
+    recommenders = {m.summary["name"]: families.load_recommender(m, torch_device) for m in trained_models}
     score_fns = {name: recommender.score_fn for name, recommender in recommenders.items()}
     baseline_fns, notes, baseline_params = baselines.baseline_score_fns(sequence_dataset, ease_l2, ease_memory_mb)
     score_fns |= baseline_fns
@@ -61,8 +61,8 @@ def evaluate(
     chart = reports.comparison_chart_png(table)
     report = reports.comparison_html(table, comparison, chart, notes)
 
-    log_evaluation(table, {m.summary["name"]: m.summary["mlflow_run_id"] for m in trained}, report, chart, comparison,
-                   baseline_params)  # fmt: skip
+    log_evaluation(table, {m.summary["name"]: m.summary["mlflow_run_id"] for m in trained_models}, report, chart,
+                   comparison, baseline_params)  # fmt: skip
     log_metadata(metadata={"best_vs_runner_up": comparison, "baseline_notes": notes})
     per_user = protocols.per_user_table(evaluations)
     return table, per_user, comparison, HTMLString(report)

@@ -1,23 +1,24 @@
 from typing import Annotated
 
-from zenml import log_metadata, step
+from zenml import step
 
+from movielens_pipeline.integrations.materializers import RecordMaterializer
 from movielens_pipeline.integrations.tracking import experiment_tracker_name
 from movielens_pipeline.serving import registry
+from movielens_pipeline.serving.records import ChampionRecord
 
 
 # Not cached: the registry changes between runs while this step's inputs do not. The experiment
 # tracker points MLflow at the stack's store (the registry lives there).
-@step(experiment_tracker=experiment_tracker_name(), enable_cache=False)
-def load_champion(registered_model_name: str) -> Annotated[dict, "champion"]:
+@step(experiment_tracker=experiment_tracker_name(), enable_cache=False, output_materializers=RecordMaterializer)
+def load_champion(registered_model_name: str) -> Annotated[ChampionRecord, "champion"]:
     """The registry's current champion (version, architecture, lineage), checked to load, or a
     record that there is none. drift_report and register take it as an input, so each run's
     lineage shows what it compared against; a champion that cannot be loaded stops the run."""
     champion = registry.current_champion(registered_model_name)
-    log_metadata(metadata={"champion": {k: str(v) for k, v in champion.items()}})
-    if champion["version"] is None:
+    if not champion.exists:
         print(f"Registry: {registered_model_name} has no champion yet")
     else:
-        print(f"Registry: comparing against {registered_model_name} v{champion['version']} "
-              f"({champion['architecture']}) @champion")
+        print(f"Registry: comparing against {registered_model_name} v{champion.version} "
+              f"({champion.architecture}) @champion")
     return champion

@@ -2,6 +2,7 @@ from typing import Annotated, Optional
 
 import mlflow
 
+from models import s3rec as s3rec_model
 from movielens_pipeline.data.dataset import SequenceDataset
 from movielens_pipeline.integrations.tracking import (
     flat_params,
@@ -10,7 +11,7 @@ from movielens_pipeline.integrations.tracking import (
     training_checkpoints,
     warm_start_from_registry,
 )
-from models import s3rec as s3rec_model
+from movielens_pipeline.serving.records import ChampionRecord
 from movielens_pipeline.training import s3rec, sequence_batches
 from movielens_pipeline.training.runtime import pick_device
 from movielens_pipeline.training.s3rec import FinetuneConfig, S3RecHyperparameters
@@ -25,7 +26,7 @@ def s3rec_finetune(
     model: S3RecHyperparameters = S3RecHyperparameters(),
     finetuning: FinetuneConfig = FinetuneConfig(),
     model_name: str = "s3rec",
-    warm_start_champion: Optional[dict] = None,
+    warm_start_champion: Optional[ChampionRecord] = None,
     device: str = "auto",
 ) -> Annotated[TrainedModel, "s3rec_model"]:
     """Next-item finetuning with a causal mask, from the pretrained encoder when given one.

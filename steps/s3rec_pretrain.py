@@ -2,6 +2,7 @@ from typing import Annotated
 
 import mlflow
 
+from models import s3rec as s3rec_model
 from movielens_pipeline.data.dataset import SequenceDataset
 from movielens_pipeline.integrations.tracking import (
     flat_params,
@@ -9,7 +10,6 @@ from movielens_pipeline.integrations.tracking import (
     mlflow_log_fn,
     training_checkpoints,
 )
-from models import s3rec as s3rec_model
 from movielens_pipeline.training import s3rec, sequence_batches
 from movielens_pipeline.training.runtime import pick_device
 from movielens_pipeline.training.s3rec import PretrainConfig, S3RecHyperparameters

@@ -17,7 +17,8 @@ from movielens_pipeline.evaluation.baselines import (
     popularity_score_fn,
 )
 from movielens_pipeline.evaluation.metrics import seen_mask
-from movielens_pipeline.evaluation.scorers import trained_module, user_score_fn
+from movielens_pipeline.evaluation.scorers import user_score_fn
+from movielens_pipeline.families import trained_module
 from movielens_pipeline.training.pairwise import (
     BPRHyperparameters,
     BPRTrainConfig,

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from models.lrml import LRML, LRMLConfig
 from movielens_pipeline.data.dataset import SequenceDataset
 from movielens_pipeline.evaluation.baselines import popularity_score_fn
 from movielens_pipeline.evaluation.metrics import full_ranking, metrics_from_ranks
-from movielens_pipeline.evaluation.scorers import trained_module, user_score_fn
-from models.lrml import LRML, LRMLConfig
+from movielens_pipeline.evaluation.scorers import user_score_fn
+from movielens_pipeline.families import trained_module
 from movielens_pipeline.training.checkpoints import CheckpointStore, config_fingerprint
 from movielens_pipeline.training.pairwise import (
     LRMLHyperparameters,

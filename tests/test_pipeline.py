@@ -31,16 +31,16 @@ def test_every_model_is_evaluated_and_logged_to_mlflow(smoke_run, mlflow_client)
 
 def test_first_run_promotes_its_best_model_to_champion(smoke_run, mlflow_client):
     decision = smoke_run.run.steps["register"].outputs["registration"][0].load()
-    assert decision["alias"] == "champion"
+    assert decision.alias == "champion"
     champion = mlflow_client.get_model_version_by_alias("movielens-smoke", "champion")
-    assert champion.version == decision["version"]
-    assert champion.tags["architecture"] == decision["candidate"]
+    assert str(champion.version) == decision.version
+    assert champion.tags["architecture"] == decision.candidate
     assert {"data_fingerprint", "git_commit", "zenml_run_id", "test_ndcg_at_10"} <= set(champion.tags)
 
 
 def test_every_version_reads_well_and_links_to_the_run_that_trained_it(smoke_run, mlflow_client):
     decision = smoke_run.run.steps["register"].outputs["registration"][0].load()
-    for model, version in decision["versions"].items():
+    for model, version in decision.versions.items():
         details = mlflow_client.get_model_version("movielens-smoke", version)
         assert len(details.tags) <= 10 and next(iter(details.tags)) == "architecture"
         # The source run is the model's training run: its curves, parameters and metrics are there.
@@ -49,7 +49,7 @@ def test_every_version_reads_well_and_links_to_the_run_that_trained_it(smoke_run
         description = details.description
         assert f"Test NDCG@10 {training_run.data.metrics['test_ndcg_at_10']:.4f}" in description
         assert "interactions of" in description
-        verdict = "Promoted to @champion" if model == decision["candidate"] else "Not a candidate"
+        verdict = "Promoted to @champion" if model == decision.candidate else "Not a candidate"
         assert verdict in description
     baselines = mlflow_client.search_runs(
         [mlflow_client.get_experiment_by_name("movielens-smoke").experiment_id], filter_string="tags.baseline = 'true'"
@@ -83,4 +83,35 @@ def test_a_rerun_on_unchanged_data_reads_the_data_again_and_reuses_everything_af
     }
     assert set(statuses) >= {"validate_data", "build_dataset", "s3rec_pretrain", "s3rec_finetune", "lrml_train"}
     decision = Client().get_pipeline_run(rerun.id).steps["register"].outputs["registration"][0].load()
-    assert decision["alias"] is None and decision["versions"] == {} and "unchanged" in decision["reason"]
+    assert decision.alias is None and decision.versions == {} and "unchanged" in decision.reason
+
+
+def test_a_model_from_the_cache_registers_whatever_experiment_trained_it(smoke_run, tmp_path, mlflow_client):
+    """A run under another MLflow experiment, on the same data, with only S3Rec's settings changed:
+    LRML comes from ZenML's cache, its training run lives in the first experiment, and register
+    logs the served model into that run (MLflow refuses to reopen a run of another experiment
+    unless the active experiment follows it)."""
+    import yaml
+    from zenml.client import Client
+    from zenml.enums import ExecutionStatus
+
+    from conftest import MLFLOW_DIR, REPO_ROOT
+    from movielens_pipeline.integrations.stack import ensure_experiments
+    from pipelines.training import training_pipeline
+
+    config = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
+    config.pop("enable_cache")
+    config["settings"]["experiment_tracker.mlflow"]["experiment_name"] = "movielens-smoke-elsewhere"
+    config["parameters"] |= {"registered_model_name": "movielens-smoke-elsewhere", "models": ["s3rec", "lrml"]}
+    config["steps"]["s3rec_finetune"]["parameters"]["finetuning"]["epochs"] = 1
+    ensure_experiments(MLFLOW_DIR, ["movielens-smoke-elsewhere"])
+    config_path = tmp_path / "elsewhere.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    run = Client().get_pipeline_run(training_pipeline.with_options(config_path=str(config_path))().id)
+    assert run.steps["lrml_train"].status == ExecutionStatus.CACHED
+    assert run.steps["s3rec_finetune"].status == ExecutionStatus.COMPLETED
+    decision = run.steps["register"].outputs["registration"][0].load()
+    lrml = mlflow_client.get_model_version("movielens-smoke-elsewhere", decision.versions["lrml"])
+    first_experiment = mlflow_client.get_experiment_by_name("movielens-smoke").experiment_id
+    assert mlflow_client.get_run(lrml.run_id).info.experiment_id == first_experiment
+    assert set(decision.versions) == {"s3rec", "lrml"}

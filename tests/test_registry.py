@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from movielens_pipeline.serving import promotion, registry
+from movielens_pipeline.serving.records import ChampionRecord
 
 
 def test_an_empty_registry_promotes_the_candidate():
@@ -39,9 +40,9 @@ def test_the_champion_reevaluated_from_the_registry_matches_the_evaluate_step(sm
     dataset = run.steps["build_dataset"].outputs["sequence_dataset"][0].load()
     decision = run.steps["register"].outputs["registration"][0].load()
     per_user = run.steps["evaluate"].outputs["per_user_ranks"][0].load()
-    champion = registry.RegisteredRecommender.download(f"models:/movielens-smoke/{decision['version']}")
+    champion = registry.RegisteredRecommender.download(f"models:/movielens-smoke/{decision.version}")
     reevaluated = registry.per_user_test_metric(champion.score_fn_for(dataset), dataset, "ndcg_at_10")
-    recorded = promotion.per_user_from_table(per_user, decision["candidate"], "ndcg_at_10")
+    recorded = promotion.per_user_from_table(per_user, decision.candidate, "ndcg_at_10")
     np.testing.assert_allclose(reevaluated, recorded, atol=1e-6)
 
 
@@ -74,8 +75,8 @@ def test_registering_the_same_weights_again_registers_nothing_and_moves_no_alias
         "movielens-smoke", out["trained"], out["dataset"], out["metrics"], out["per_user"], {"origin": "test"},
         promotion.PromotionRule(), champion,
     )  # fmt: skip
-    assert again["alias"] is None and again["versions"] == {}
-    assert "unchanged" in again["reason"] and again["version"] == out["decision"]["version"]
+    assert again.alias is None and again.versions == {}
+    assert "unchanged" in again.reason and again.version == out["decision"].version
     assert registry_state(mlflow_client, "movielens-smoke") == before
 
 
@@ -83,8 +84,8 @@ def test_the_run_records_the_champion_it_compared_against(smoke_run, mlflow_clie
     champion = smoke_run.run.steps["load_champion"].outputs["champion"][0].load()
     decision = smoke_outputs(smoke_run)["decision"]
     # The shared smoke run is the first run on an empty registry.
-    assert champion == {"registered_model": "movielens-smoke", "version": None}
-    assert decision["champion_before"] is None and decision["alias"] == "champion"
+    assert champion == ChampionRecord(registered_model="movielens-smoke") and not champion.exists
+    assert decision.champion_before is None and decision.alias == "champion"
 
 
 def test_the_candidate_is_the_best_model_on_validation_not_on_test():
@@ -99,9 +100,9 @@ def test_the_candidate_is_the_best_model_on_validation_not_on_test():
 
 def test_a_failed_registration_leaves_no_version_behind_and_the_aliases_as_they_were(smoke_run, mlflow_client):
     out = smoke_outputs(smoke_run)
-    name = out["decision"]["candidate"]
+    name = out["decision"].candidate
     before = registry_state(mlflow_client, "movielens-smoke")
-    uri = f"models:/movielens-smoke/{out['decision']['version']}"
+    uri = f"models:/movielens-smoke/{out['decision'].version}"
     tags = {name: {"origin": "test"}, "broken": {}}
     with pytest.raises(Exception):  # the second model's source does not exist
         registry.register_and_promote("movielens-smoke", {name: uri, "broken": "runs:/0000/not-there"}, tags, name,
@@ -125,13 +126,13 @@ def test_a_champion_that_cannot_be_loaded_stops_registration(smoke_run, mlflow_c
         uri = registry.log_pyfunc(out["trained"]["lrml"], out["dataset"], "lrml")
     version = mlflow.register_model(uri, name).version
     mlflow_client.set_registered_model_alias(name, "champion", version)
-    assert registry.current_champion(name)["version"] == str(version)  # it loads; now break it in the store
+    assert registry.current_champion(name).version == str(version)  # it loads; now break it in the store
     stored = urlparse(mlflow.get_logged_model(uri.rsplit("/", 1)[-1]).artifact_location).path
     shutil.rmtree(f"{stored}/artifacts/model")
     with pytest.raises(registry.ChampionUnavailableError, match=f"{name} v{version} is @champion but cannot be loaded"):
         registry.current_champion(name)
     before = registry_state(mlflow_client, name)
-    champion = {"registered_model": name, "version": version}
+    champion = ChampionRecord(registered_model=name, version=str(version))
     with pytest.raises(registry.ChampionUnavailableError, match="nothing was registered"):
         registry.register_run(name, {"lrml": out["trained"]["lrml"]}, out["dataset"], out["metrics"], out["per_user"],
                               {}, promotion.PromotionRule(), champion)  # fmt: skip

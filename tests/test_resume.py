@@ -21,7 +21,7 @@ TRAINING_STEPS = (("s3rec_pretrain", "s3rec pretrain"), ("s3rec_finetune", "s3re
 
 def resume_config(tmp_path):
     config = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
-    config["parameters"] |= {"registered_model_name": "movielens-resume", "compare_without_pretraining": False}
+    config["parameters"] |= {"registered_model_name": "movielens-resume", "models": ["s3rec", "lrml"]}
     steps = config["steps"]
     steps.pop("sasrec_finetune")
     steps["s3rec_pretrain"]["parameters"]["pretraining"] = {"epochs": EPOCHS}

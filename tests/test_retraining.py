@@ -31,7 +31,7 @@ def replay(zenml_stack, tmp_path_factory):
     broken = week2.head(20).assign(rating=11.0)
     config = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
     config["parameters"] = {
-        "registered_model_name": MODEL, "pretrain": False, "compare_without_pretraining": False, "warm_start": True,
+        "registered_model_name": MODEL, "pretrain": False, "models": ["s3rec", "lrml"], "warm_start": True,
     }  # fmt: skip
     steps = config["steps"]
     steps["ingest_ratings"]["parameters"].update(until_timestamp=cut, drops_dir=str(drops_dir))
@@ -64,7 +64,7 @@ def folder_digest(folder):
 def test_weekly_drops_each_register_a_version_and_the_alias_moves_only_by_the_rule(replay, mlflow_client):
     base_run = run_pipeline(replay["config"])
     first = registration(base_run)
-    assert first["alias"] == "champion"  # an empty registry promotes its best model
+    assert first.alias == "champion"  # an empty registry promotes its best model
 
     replay["week1"].to_csv(replay["drops"] / "2026-w1.csv", index=False)
     replay["broken"].to_csv(replay["drops"] / "2026-w1b-broken.csv", index=False)
@@ -81,18 +81,18 @@ def test_weekly_drops_each_register_a_version_and_the_alias_moves_only_by_the_ru
     assert len(interactions) == base_size + len(replay["week1"]) + len(replay["week2"])
 
     second = registration(retrain_run)
-    assert second["version"] != first["version"]
+    assert second.version != first.version
     assert ingest.outputs["input_fingerprint"][0].load() != base_run.steps["ingest_ratings"].outputs[
         "input_fingerprint"
     ][0].load()
     champion = mlflow_client.get_model_version_by_alias(MODEL, "champion")
-    if second["alias"] == "champion":
-        assert champion.version == second["version"]
-        assert second["bootstrap"]["ci_low"] > 0
+    if second.alias == "champion":
+        assert str(champion.version) == second.version
+        assert second.bootstrap["ci_low"] > 0
     else:
-        assert champion.version == first["version"]
-        assert mlflow_client.get_model_version_by_alias(MODEL, "challenger").version == second["version"]
-    assert "gain" in second["reason"]
+        assert str(champion.version) == first.version
+        assert str(mlflow_client.get_model_version_by_alias(MODEL, "challenger").version) == second.version
+    assert "gain" in second.reason
     # The drift report compared the new data with what the champion was trained on.
     drift_html = retrain_run.steps["drift_report"].outputs["drift_report"][0].load()
     assert "<img" in drift_html

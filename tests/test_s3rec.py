@@ -9,10 +9,10 @@ import pytest
 import torch
 from test_lrml import ndcg_on_test_split
 
+from models.s3rec import S3Rec, S3RecConfig
 from movielens_pipeline.data.dataset import SequenceDataset, pad_left
 from movielens_pipeline.evaluation.baselines import popularity_score_fn
 from movielens_pipeline.evaluation.scorers import s3rec_score_fn
-from models.s3rec import S3Rec, S3RecConfig
 from movielens_pipeline.training.checkpoints import CheckpointStore
 from movielens_pipeline.training.s3rec import (
     FinetuneConfig,

@@ -1,5 +1,6 @@
 """The registered champion behind a real MLflow scoring server on loopback."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -27,11 +28,12 @@ def readme_serve_command(model: str, port: int) -> str:
     return command.replace("movielens-recommender", model).replace("-p 5001", f"-p {port}")
 
 
-@pytest.fixture(scope="module")
-def server(smoke_run):
-    """The scoring server started with the README's own command line, from the checkout."""
+@contextlib.contextmanager
+def scoring_server(model: str):
+    """``models:/<model>@champion`` behind a scoring server started with the README's own command
+    line, from the checkout; yields its URL."""
     port = free_port()
-    command = readme_serve_command("movielens-smoke", port) + " --workers 1"
+    command = readme_serve_command(model, port) + " --workers 1"
     # MLFLOW_DIR makes `make -s mlflow-uri` print the test session's store instead of the checkout's.
     env = os.environ | {"MLFLOW_DIR": str(MLFLOW_DIR)}
     process = subprocess.Popen(
@@ -50,9 +52,17 @@ def server(smoke_run):
     else:
         os.killpg(process.pid, signal.SIGKILL)
         pytest.fail("the scoring server did not come up within 120 s")
-    yield url, smoke_run
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=30)
+    try:
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(smoke_run):
+    with scoring_server("movielens-smoke") as url:
+        yield url, smoke_run
 
 
 def invoke(url, records, params=None):

@@ -6,20 +6,17 @@ ranking code never needs to know the architecture.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from models.bpr import BPRMF, BPRConfig
-from models.lrml import LRML, LRMLConfig
-from models.s3rec import S3Rec, S3RecConfig
+from models.s3rec import S3Rec
 from movielens_pipeline.data.dataset import pad_left
 from movielens_pipeline.data.ragged import as_ragged
-from movielens_pipeline.evaluation.metrics import DotProductScorer, QueryFn, ScoreFn
-from movielens_pipeline.training.trained_model import TrainedModel
+from movielens_pipeline.evaluation.metrics import QueryFn, ScoreFn
 
 
 def s3rec_query_fn(model: S3Rec, device: torch.device | str = "cpu", max_len: int | None = None) -> QueryFn:
@@ -58,35 +55,12 @@ def user_score_fn(model: nn.Module, device: torch.device | str = "cpu") -> Score
     return scores
 
 
-def trained_module(trained: TrainedModel) -> nn.Module:
-    """The torch module of a training run's best weights, in eval mode."""
-    if trained.kind == "s3rec":
-        names = {f.name for f in fields(S3RecConfig)}
-        model = S3Rec(S3RecConfig(**{k: v for k, v in trained.config.items() if k in names}))
-    elif trained.kind == "lrml":
-        model = LRML(LRMLConfig(**trained.config["model"]))
-    elif trained.kind == "bpr_mf":
-        model = BPRMF(BPRConfig(**trained.config["model"]))
-    else:
-        raise ValueError(f"no recommender for model kind {trained.kind!r}")
-    model.load_state_dict(trained.state_dict)
-    return model.eval()
-
-
 @dataclass
 class Recommender:
     """A scorer plus what serving must know: does it read the history or the user id? A
     dot-product model's scorer is a ``DotProductScorer``, so ranking and serving can find the best
-    items without forming every row's score over the whole catalogue."""
+    items without forming every row's score over the whole catalogue. Each model family
+    (``movielens_pipeline.families``) says how its weights become one."""
 
-    kind: str
     score_fn: ScoreFn
     uses_history: bool
-
-
-def load_recommender(trained: TrainedModel, device: torch.device | str = "cpu") -> Recommender:
-    model = trained_module(trained).to(device)
-    if isinstance(model, S3Rec):
-        scorer = DotProductScorer(s3rec_query_fn(model, device), model.item_vectors().detach())
-        return Recommender(trained.kind, scorer, uses_history=True)
-    return Recommender(trained.kind, user_score_fn(model, device), uses_history=False)

@@ -9,12 +9,13 @@ import tempfile
 from typing import Any, ClassVar
 
 import pandas as pd
-from zenml.enums import ArtifactType
+from zenml.enums import ArtifactType, VisualizationType
 from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 from zenml.materializers.pandas_materializer import PandasMaterializer
 
 from movielens_pipeline.data.dataset import SequenceDataset, read_dataset, write_dataset
+from movielens_pipeline.serving.records import ChampionRecord, Record, RegistrationDecision
 from movielens_pipeline.training.trained_model import (
     META_FILE,
     WEIGHTS_FILE,
@@ -22,7 +23,6 @@ from movielens_pipeline.training.trained_model import (
     load_trained_model,
     save_trained_model,
 )
-
 
 
 class HashedDataFrameMaterializer(PandasMaterializer):
@@ -83,3 +83,29 @@ class TrainedModelMaterializer(BaseMaterializer):
         scalars = {k: v for k, v in data.summary.items() if isinstance(v, (int, float, str))}
         parameters = sum(t.numel() for t in data.state_dict.values())
         return {"kind": data.kind, "parameters": parameters} | scalars
+
+
+class RecordMaterializer(BaseMaterializer):
+    """A registry record (``serving.records``) as ``record.json``, shown as a Markdown table."""
+
+    ASSOCIATED_TYPES: ClassVar[tuple] = (ChampionRecord, RegistrationDecision)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
+    FILE = "record.json"
+
+    def load(self, data_type: type[Record]) -> Record:
+        with self.artifact_store.open(os.path.join(self.uri, self.FILE), "r") as f:
+            return data_type.model_validate_json(f.read())
+
+    def save(self, data: Record) -> None:
+        with self.artifact_store.open(os.path.join(self.uri, self.FILE), "w") as f:
+            f.write(data.model_dump_json(indent=2))
+
+    def save_visualizations(self, data: Record) -> dict[str, VisualizationType]:
+        path = os.path.join(self.uri, "record.md")
+        with self.artifact_store.open(path, "w") as f:
+            f.write(data.as_markdown())
+        return {path: VisualizationType.MARKDOWN}
+
+    def extract_metadata(self, data: Record) -> dict[str, Any]:
+        return {name: str(value) for name, value in data.model_dump().items() if value not in (None, {}, "")}
+

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from movielens_pipeline.evaluation.reports import format_results
-from movielens_pipeline.serving.promotion import decision_summary
 
 
 def main() -> None:
@@ -29,7 +28,7 @@ def main() -> None:
             f"{comparison['ci_low']:+.4f} .. {comparison['ci_high']:+.4f})"
         )
     decision = run.steps["register"].outputs["registration"][0].load()
-    print(decision_summary(decision))
+    print(decision.summary())
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from movielens_pipeline.training.checkpoints import (
     config_fingerprint,
 )
 from movielens_pipeline.training.loop import LogFn
+from movielens_pipeline.training.runtime import pick_device, seed_everything
 from movielens_pipeline.training.trained_model import TrainedModel, save_trained_model
 
 
@@ -137,7 +138,7 @@ def log_evaluation(table: pd.DataFrame, run_ids: dict[str, str], report_html: st
     mlflow.log_dict(comparison, "evaluation/best_vs_runner_up.json")
 
 
-def warm_start_from_registry(champion: dict, architecture: str, model, dataset) -> TrainedModel | None:
+def warm_start_from_registry(champion, architecture: str, model, dataset) -> TrainedModel | None:
     """Initial weights from the registry's model of this architecture (``champion`` first), with
     what was carried over logged as params; None (a cold start) when it has none."""
     from movielens_pipeline.serving.registry import previous_model
@@ -145,7 +146,7 @@ def warm_start_from_registry(champion: dict, architecture: str, model, dataset) 
 
     initial, carried = warm_start(previous_model(champion, architecture), model, dataset)
     if initial is None:
-        print(f"warm start: no {architecture} model in {champion['registered_model']} yet, starting cold")
+        print(f"warm start: no {architecture} model in {champion.registered_model} yet, starting cold")
     mlflow.log_params({f"warm_start.{k}": v for k, v in carried.items()})
     return initial
 
@@ -154,3 +155,22 @@ def training_checkpoints(job: str, *identity) -> CheckpointStore:
     """The checkpoint store of a training job keyed by what defines the run (configs, data and
     initial weights' content), never by timings, so a rerun after a kill resumes."""
     return CheckpointStore(checkpoint_root(), job, config_fingerprint(*identity))
+
+
+def tracked_pairwise_training(name: str, dataset, model_config, train, device: str, module, trainer,
+                              warm_start_champion=None) -> TrainedModel:  # fmt: skip
+    """What a pairwise model's training step does (LRML, BPR-MF): log its configs, warm-start it
+    from the registry's model of this name when the run warm-starts (``module`` builds a fresh
+    one to copy into), train it with ``trainer`` (resuming from its checkpoint), and log the run."""
+    torch_device = pick_device(device)
+    mlflow.log_params(flat_params("model", model_config) | flat_params("train", train))
+    initial = None
+    if warm_start_champion is not None:
+        seed_everything(train.seed)
+        initial = warm_start_from_registry(warm_start_champion, name, module(model_config), dataset)
+    checkpoints = training_checkpoints(
+        f"{name}_train", model_config, train, dataset.fingerprint(), initial.weights_fingerprint() if initial else None,
+    )  # fmt: skip
+    trained = trainer(dataset, model_config, train, torch_device, mlflow_log_fn("train"), checkpoints, initial)
+    return log_trained_run(trained, name, str(torch_device), dataset.fingerprint())
+

@@ -56,15 +56,6 @@ def choose_candidate(evaluation_metrics: pd.DataFrame, models: list[str], metric
     return max(models, key=lambda name: valid.loc[name, metric])
 
 
-def decision_summary(decision: dict) -> str:
-    """One line for the terminal: what was registered and where the aliases went, and why."""
-    name, candidate = decision["registered_model"], decision["candidate"]
-    if decision["alias"] is None:
-        return f"Registry: {name}: {decision['reason']}"
-    return (f"Registry: {name} versions {decision['versions']}; v{decision['version']} ({candidate}, best on "
-            f"validation) is now @{decision['alias']}: {decision['reason']}")
-
-
 def version_description(model: str, candidate: str, alias: str, reason: str, metrics: dict[str, float],
                         data: dict) -> str:  # fmt: skip
     """What a registry reader needs about one version, in a few lines: its headline figures, the

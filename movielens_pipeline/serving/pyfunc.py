@@ -28,8 +28,8 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from movielens_pipeline.data.ragged import Ragged, join_rows
 from movielens_pipeline.evaluation.metrics import DotProductScorer
-from movielens_pipeline.evaluation.scorers import load_recommender
 from movielens_pipeline.evaluation.top_items import top_items_by_dot_product, top_k_of_scores
+from movielens_pipeline.families import import_family, load_recommender
 from movielens_pipeline.training.trained_model import load_trained_model
 
 MAX_K = 1000
@@ -80,6 +80,7 @@ def parse_history(value, row: int) -> np.ndarray:
 
 class RecommenderModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
+        import_family((context.model_config or {}).get("family_module", "movielens_pipeline.families"))
         self.recommender = load_recommender(load_trained_model(context.artifacts["model"]))
         items = pd.read_parquet(context.artifacts["item_map"]).sort_values("item_idx")
         users = pd.read_parquet(context.artifacts["user_map"])

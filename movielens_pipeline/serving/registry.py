@@ -4,7 +4,7 @@ champion alias, and load registered models back (for the gate and for warm start
 from __future__ import annotations
 
 import tempfile
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from movielens_pipeline.data.dataset import SequenceDataset
 from movielens_pipeline.data.ragged import Ragged
 from movielens_pipeline.evaluation.metrics import ScoreFn, full_ranking, per_user_metric
 from movielens_pipeline.evaluation.protocols import flat_metrics, split_inputs
-from movielens_pipeline.evaluation.scorers import load_recommender
+from movielens_pipeline.families import family_code_paths, family_of, load_recommender
 from movielens_pipeline.serving.promotion import (
     PromotionRule,
     choose_candidate,
@@ -28,6 +28,7 @@ from movielens_pipeline.serving.promotion import (
     promotion_decision,
     version_description,
 )
+from movielens_pipeline.serving.records import ChampionRecord, RegistrationDecision
 from movielens_pipeline.training.trained_model import (
     TrainedModel,
     load_trained_model,
@@ -90,10 +91,10 @@ def log_pyfunc(trained: TrainedModel, dataset: SequenceDataset, name: str, run_i
     """Log one model as a pyfunc from code (no pickled Python objects); returns its model URI.
 
     With ``run_id`` it is logged into that (finished) run, the training run, so the registered
-    version's source run is where the model was trained; otherwise into the active run.
+    version's source run is where the model was trained, whatever experiment it belongs to (a
+    training step from ZenML's cache may have run under another one); otherwise into the active run.
     """
-    with (mlflow.start_run(run_id=run_id, nested=True) if run_id else nullcontext()), \
-            tempfile.TemporaryDirectory() as tmp:
+    with (_reopened(run_id) if run_id else nullcontext()), tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         save_trained_model(trained, tmp / "model")
         artifacts = {"model": str(tmp / "model")}
@@ -105,7 +106,9 @@ def log_pyfunc(trained: TrainedModel, dataset: SequenceDataset, name: str, run_i
             name=name,
             python_model=str(SERVING_CODE),
             artifacts=artifacts,
-            code_paths=CODE_PATHS,
+            code_paths=CODE_PATHS + family_code_paths(trained.kind),
+            # The served model imports the module that registers its family before it loads.
+            model_config={"family_module": family_of(trained.kind).family_module},
             pip_requirements=serving_requirements(),
             signature=SIGNATURE,
             input_example=pd.DataFrame(
@@ -113,6 +116,20 @@ def log_pyfunc(trained: TrainedModel, dataset: SequenceDataset, name: str, run_i
             ),
         )
     return info.model_uri
+
+
+@contextmanager
+def _reopened(run_id: str):
+    """``run_id`` active again (nested in the current run), under its own experiment for the time
+    being: MLflow refuses to resume a run of another experiment than the active one."""
+    active = mlflow.active_run()
+    mlflow.set_experiment(experiment_id=mlflow.MlflowClient().get_run(run_id).info.experiment_id)
+    try:
+        with mlflow.start_run(run_id=run_id, nested=True):
+            yield
+    finally:
+        if active is not None:
+            mlflow.set_experiment(experiment_id=active.info.experiment_id)
 
 
 @dataclass
@@ -179,19 +196,19 @@ class ChampionUnavailableError(RuntimeError):
     registering anything (the gate fails closed)."""
 
 
-def current_champion(name: str) -> dict:
-    """Which version is ``@champion`` now, checked to load; ``{"version": None}`` when the registry
-    has no such model or no champion yet. Anything else that goes wrong raises."""
+def current_champion(name: str) -> ChampionRecord:
+    """Which version is ``@champion`` now, checked to load; a record without a version when the
+    registry has no such model or no champion yet. Anything else that goes wrong raises."""
     client = mlflow.MlflowClient()
     try:
         registered = client.get_registered_model(name)
     except mlflow.exceptions.MlflowException as error:
         if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return {"registered_model": name, "version": None}
+            return ChampionRecord(registered_model=name)
         raise ChampionUnavailableError(f"cannot read registered model {name}: {error}") from error
     version = registered.aliases.get("champion")
     if version is None:
-        return {"registered_model": name, "version": None}
+        return ChampionRecord(registered_model=name)
     try:
         details = client.get_model_version(name, version)
         load_recommender(RegisteredRecommender.download(f"models:/{name}/{version}").trained)
@@ -200,23 +217,23 @@ def current_champion(name: str) -> dict:
             f"{name} v{version} is @champion but cannot be loaded ({type(error).__name__}: {error}); "
             "nothing is registered until it loads again or the alias is moved by hand"
         ) from error
-    return {
-        "registered_model": name,
-        "version": str(version),
-        "architecture": details.tags.get("architecture"),
-        "zenml_run_id": details.tags.get("zenml_run_id"),
-        "weights_fingerprint": details.tags.get("weights_fingerprint"),
-        "data_fingerprint": details.tags.get("data_fingerprint"),
-    }
+    return ChampionRecord(
+        registered_model=name,
+        version=str(version),
+        architecture=details.tags.get("architecture"),
+        zenml_run_id=details.tags.get("zenml_run_id"),
+        weights_fingerprint=details.tags.get("weights_fingerprint"),
+        data_fingerprint=details.tags.get("data_fingerprint"),
+    )
 
 
-def champion_test_scores(champion: dict, dataset: SequenceDataset, metric: str,
+def champion_test_scores(champion: ChampionRecord, dataset: SequenceDataset, metric: str,
                          users: np.ndarray | None = None) -> np.ndarray | None:  # fmt: skip
     """The champion (the pinned version ``champion`` names) re-scored on today's test split, on
     the users (positions) the run's models were evaluated on."""
-    if champion.get("version") is None:
+    if not champion.exists:
         return None
-    name, version = champion["registered_model"], champion["version"]
+    name, version = champion.registered_model, champion.version
     try:
         model = RegisteredRecommender.download(f"models:/{name}/{version}")
         scores = per_user_test_metric(model.score_fn_for(dataset), dataset, metric, users)
@@ -239,7 +256,7 @@ def already_registered(name: str, weights: dict[str, str]) -> dict[str, str]:
     for version in sorted(versions, key=lambda v: int(v.version)):
         fingerprint = version.tags.get("weights_fingerprint")
         if fingerprint:
-            by_fingerprint.setdefault(fingerprint, version.version)
+            by_fingerprint.setdefault(fingerprint, str(version.version))
     return {model: by_fingerprint[fp] for model, fp in weights.items() if fp in by_fingerprint}
 
 
@@ -266,7 +283,7 @@ def register_and_promote(
     created: dict[str, str] = {}
     try:
         for model, uri in model_uris.items():
-            created[model] = mlflow.register_model(uri, name, tags=version_tags[model]).version
+            created[model] = str(mlflow.register_model(uri, name, tags=version_tags[model]).version)
             if descriptions and model in descriptions:
                 client.update_model_version(name, created[model], description=descriptions[model])
         client.set_model_version_tag(name, created[candidate], "promotion", alias)
@@ -317,8 +334,8 @@ def register_run(
     per_user_ranks: pd.DataFrame,
     tags: dict[str, str],
     rule: PromotionRule,
-    champion: dict,
-) -> dict:
+    champion: ChampionRecord,
+) -> RegistrationDecision:
     """Register a run's models; the one best on validation is the candidate, and the gate
     compares it with ``champion`` (re-scored on today's test split) to pick its alias.
 
@@ -328,14 +345,14 @@ def register_run(
     candidate = choose_candidate(evaluation_metrics, list(trained), rule.metric)
     fingerprints = {model: weights.weights_fingerprint() for model, weights in trained.items()}
     existing = already_registered(name, fingerprints)
-    decision = {"registered_model": name, "candidate": candidate, "champion_before": champion.get("version"),
-                "already_registered": existing}  # fmt: skip
+    decided = {"registered_model": name, "candidate": candidate, "champion_before": champion.version,
+               "already_registered": existing}  # fmt: skip
     if candidate in existing:
-        return decision | {
-            "versions": {}, "version": existing[candidate], "alias": None, "bootstrap": {},
-            "reason": f"unchanged: {candidate}'s weights are already registered as v{existing[candidate]}; "
-                      "nothing registered, no alias moved",
-        }  # fmt: skip
+        return RegistrationDecision(
+            **decided, version=existing[candidate],
+            reason=f"unchanged: {candidate}'s weights are already registered as v{existing[candidate]}; "
+                   "nothing registered, no alias moved",
+        )  # fmt: skip
     evaluated = np.sort(per_user_ranks["user_idx"].unique())
     champion_scores = champion_test_scores(champion, dataset, rule.metric, evaluated - 1)
     candidate_scores = per_user_from_table(per_user_ranks, candidate, rule.metric)
@@ -348,16 +365,16 @@ def register_run(
     descriptions = {model: version_description(model, candidate, alias, reason, metrics[model], data) for model in new}
     uris = {model: log_pyfunc(weights, dataset, model, weights.summary.get("mlflow_run_id")) for model, weights in new.items()}
     created = register_and_promote(name, uris, version_tags, candidate, alias, reason, descriptions)
-    return decision | {"versions": created, "version": created[candidate], "alias": alias, "reason": reason,
-                       "bootstrap": stats}  # fmt: skip
+    return RegistrationDecision(**decided, versions=created, version=created[candidate], alias=alias, reason=reason,
+                                bootstrap=stats)  # fmt: skip
 
 
-def previous_model(champion: dict, architecture: str) -> RegisteredRecommender | None:
+def previous_model(champion: ChampionRecord, architecture: str) -> RegisteredRecommender | None:
     """The model a warm start continues from: the champion ``load_champion`` recorded when it
     has this architecture, else the newest registered version that does; None when none does."""
-    name = champion["registered_model"]
-    if champion.get("version") is not None and champion.get("architecture") == architecture:
-        return RegisteredRecommender.download(f"models:/{name}/{champion['version']}")
+    name = champion.registered_model
+    if champion.exists and champion.architecture == architecture:
+        return RegisteredRecommender.download(f"models:/{name}/{champion.version}")
     client = mlflow.MlflowClient()
     try:
         versions = client.search_model_versions(f"name = '{name}'")

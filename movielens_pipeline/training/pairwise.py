@@ -46,6 +46,10 @@ class PairwiseTrainConfig(StepParameters):
     lr: float = 5e-3
     optimizer: Literal["adam", "adagrad", "sgd"] = "adam"
     negatives_per_positive: int = 5
+    # Where negatives come from: "uniform" over the items, or "popularity", in proportion to
+    # training count ** popularity_exponent (harder negatives: popular items the user skipped).
+    negative_sampling: Literal["uniform", "popularity"] = "uniform"
+    popularity_exponent: float = 0.75
     l2: float = 0.0  # weight of the squared norms of the embedding rows a batch uses
     patience: int = 8  # epochs without a better validation NDCG@10 before stopping
     seed: int = 42
@@ -78,19 +82,24 @@ def training_pairs(dataset: SequenceDataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 class NegativeSampler:
-    """Uniform item draws that avoid each user's training positives, vectorized.
+    """Item draws that avoid each user's training positives, vectorized: uniform, or in
+    proportion to ``weights`` (one per item index, index 0 unused).
 
     Positives are kept as sorted keys user * (num_items + 1) + item; a batch of draws is
     checked with one binary search and only the colliding draws are drawn again, so the
     Python loop runs once per round (a handful), never once per pair.
     """
 
-    def __init__(self, users: np.ndarray, items: np.ndarray, num_items: int):
+    def __init__(self, users: np.ndarray, items: np.ndarray, num_items: int, weights: np.ndarray | None = None):
         self.num_items = num_items
         self.positive_keys = torch.from_numpy(np.unique(users * (num_items + 1) + items))
         positives_per_user = np.bincount(users)
         if positives_per_user.max(initial=0) >= num_items:
             raise ValueError("a user has interacted with every item: no negative exists")
+        self.weights = None
+        if weights is not None:
+            self.weights = torch.as_tensor(weights, dtype=torch.float64).clone()
+            self.weights[0] = 0.0
 
     def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         keys = users * (self.num_items + 1) + items
@@ -100,12 +109,17 @@ class NegativeSampler:
     def sample(self, users: torch.Tensor, per_user: int, generator: torch.Generator) -> torch.Tensor:
         """[len(users), per_user] items none of which is a training positive of its row's user."""
         users = users.unsqueeze(1).expand(-1, per_user)
-        items = torch.randint(1, self.num_items + 1, users.shape, generator=generator)
+        items = self._draw(users.numel(), generator).view(users.shape)
         clash = self.is_positive(users, items)
         while clash.any():
-            items[clash] = torch.randint(1, self.num_items + 1, (int(clash.sum()),), generator=generator)
+            items[clash] = self._draw(int(clash.sum()), generator)
             clash = self.is_positive(users, items)
         return items
+
+    def _draw(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        if self.weights is None:
+            return torch.randint(1, self.num_items + 1, (count,), generator=generator)
+        return torch.multinomial(self.weights, count, replacement=True, generator=generator)
 
 
 class PairwiseTask:
@@ -114,7 +128,10 @@ class PairwiseTask:
     def __init__(self, model: nn.Module, dataset: SequenceDataset, cfg: PairwiseTrainConfig,
                  generator: torch.Generator, device: torch.device):  # fmt: skip
         users, items = training_pairs(dataset)
-        self.sampler = NegativeSampler(users, items, dataset.num_items)
+        weights = None
+        if cfg.negative_sampling == "popularity":
+            weights = np.maximum(dataset.item_popularity(), 1).astype(np.float64) ** cfg.popularity_exponent
+        self.sampler = NegativeSampler(users, items, dataset.num_items, weights)
         self.users, self.items = torch.from_numpy(users), torch.from_numpy(items)
         self.num_rows = len(users)
         self.model, self.cfg, self.generator, self.device = model, cfg, generator, device
@@ -211,10 +228,15 @@ def train_bpr(
     device: torch.device | str = "cpu",
     log_fn: LogFn = no_logging,
     checkpoints: CheckpointStore | None = None,
+    initial: TrainedModel | None = None,
 ) -> TrainedModel:
-    """Train BPR-MF with the same sampler, loop, early stopping and checkpoints as LRML."""
+    """Train BPR-MF with the same sampler, loop, early stopping and checkpoints as LRML
+    (``initial``: weights to start from, as for ``train_lrml``)."""
     cfg = cfg or BPRTrainConfig()
     model_config = sized_config(dataset, model_config, BPRHyperparameters)
     seed_everything(cfg.seed)
-    return fit_pairwise(BPRMF(model_config), "bpr_mf", model_config, dataset, cfg, device, log_fn, checkpoints)
+    model = BPRMF(model_config)
+    if initial is not None:
+        model.load_state_dict(initial.state_dict)
+    return fit_pairwise(model, "bpr_mf", model_config, dataset, cfg, device, log_fn, checkpoints)
 

@@ -14,17 +14,11 @@ import pandas as pd
 import torch
 
 from movielens_pipeline.data.dataset import SequenceDataset
+from movielens_pipeline.families import family_of
 from movielens_pipeline.serving.registry import RegisteredRecommender
 from movielens_pipeline.training.trained_model import TrainedModel
 
 logger = logging.getLogger(__name__)
-
-# Which tensors are tables with one row per user or item (row 0 = padding; S3Rec's item table
-# ends with one extra [MASK] row).
-ID_TABLES = {
-    "s3rec": {"item_embedding.weight": "item"},
-    "lrml": {"user_embedding.weight": "user", "item_embedding.weight": "item"},
-}
 
 
 def shared_rows(old_map: pd.DataFrame, new_map: pd.DataFrame, id_column: str, idx_column: str):
@@ -56,7 +50,9 @@ def warm_state_dict(
     for name, tensor in state.items():
         if name not in old or old[name].shape[1:] != tensor.shape[1:]:
             continue
-        table = ID_TABLES.get(previous.trained.kind, {}).get(name)
+        # Tables with one row per user or item (row 0 = padding; S3Rec's item table ends with one
+        # extra [MASK] row), as the model's family declares them.
+        table = family_of(previous.trained.kind).id_tables.get(name)
         if table is not None:
             old_rows, new_rows = rows[table]
             tensor[new_rows] = old[name][old_rows].to(tensor.dtype)

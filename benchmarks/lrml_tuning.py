@@ -1,0 +1,128 @@
+"""LRML against BPR-MF on MovieLens-100k, LastFM and Toys_and_Games: which settings keep LRML from
+collapsing to popularity, chosen on validation.
+
+Each named setting below changes the defaults in one or two places; every run trains with the
+same budget (epochs, batch, negatives per positive, patience on validation NDCG@10), records its
+best validation NDCG@10 and its test figures (full ranking, seen items excluded), the training
+loss at its best epoch and the norms the collapse shows in (memory slots, relation). Runs are
+kept in ``--work`` and reused.
+
+Run: .venv/bin/python benchmarks/lrml_tuning.py --datasets ml-100k LastFM Toys_and_Games --seeds 42
+     [--settings default memory_clip ...]   (writes benchmarks/results/lrml_tuning.json)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import common  # noqa: E402
+from movielens_pipeline.evaluation.baselines import popularity_score_fn  # noqa: E402
+from movielens_pipeline.families import load_recommender, trained_module  # noqa: E402
+from movielens_pipeline.training.pairwise import (  # noqa: E402
+    BPRTrainConfig,
+    LRMLHyperparameters,
+    LRMLTrainConfig,
+    train_bpr,
+    train_lrml,
+)
+
+RESULTS = common.RESULTS_DIR / "lrml_tuning.json"
+DEFAULT_WORK = Path(__file__).resolve().parents[1] / ".cache" / "lrml_tuning"
+
+# name -> (model overrides, training overrides), applied over LRML's defaults.
+SETTINGS: dict[str, tuple[dict, dict]] = {
+    "default": ({}, {}),
+    "memory_clip": ({"memory_clip_norm": 1.0}, {}),
+    "popularity_negatives": ({}, {"negative_sampling": "popularity"}),
+    "memory_clip+popularity_negatives": ({"memory_clip_norm": 1.0}, {"negative_sampling": "popularity"}),
+    "memory_clip+popularity_negatives+margin_0.5": ({"memory_clip_norm": 1.0, "margin": 0.5},
+                                                    {"negative_sampling": "popularity"}),
+    "shared_relation": ({"relation_for_negative": "shared"}, {}),
+    "l1": ({"distance": "l1"}, {}),
+    "adam_1e-3": ({}, {"optimizer": "adam", "lr": 1e-3}),
+}
+BPR = "bpr"  # BPR-MF with its own defaults and the same budget
+
+
+def load(name: str, data_dir: Path):
+    if name == "ml-100k":
+        return common.prepare("cpu", None)[1]
+    return common.load_sequence_files(data_dir, name)
+
+
+def relation_norms(trained) -> dict[str, float]:
+    """How large the memory slots grew, and how spread the attention is on the training pairs."""
+    model = trained_module(trained)
+    slots = model.memory_slots.detach().norm(dim=-1)
+    return {"slot_norm_mean": float(slots.mean()), "slot_norm_max": float(slots.max())}
+
+
+def run(store: common.Store, dataset, setting: str, seed: int, validation_users: int):
+    def make():
+        budget = {"seed": seed, "validation_users": validation_users}
+        if setting == BPR:
+            trained, wall = common.timed(train_bpr, dataset, None, BPRTrainConfig(**budget))
+            extra = {}
+        else:
+            model_overrides, train_overrides = SETTINGS[setting]
+            trained, wall = common.timed(train_lrml, dataset, LRMLHyperparameters(**model_overrides),
+                                         LRMLTrainConfig(**budget | train_overrides))  # fmt: skip
+            extra = relation_norms(trained)
+        figures, ranks = common.evaluate_both_protocols(setting, load_recommender(trained).score_fn, dataset,
+                                                        history_free=True)  # fmt: skip
+        best = trained.history[trained.summary["best_epoch"] - 1]
+        return figures | extra | {
+            "train_seconds": wall, "best_epoch": trained.summary["best_epoch"], "epochs_run": len(trained.history),
+            "best_valid_ndcg_at_10": trained.summary["best_valid_ndcg_at_10"], "loss_at_best": best["loss"],
+            "first_loss": trained.history[0]["loss"],
+        }, ranks  # fmt: skip
+
+    return common.run_or_load(store, f"{setting}-seed{seed}", make)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=common.S3REC_DATA)
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    parser.add_argument("--datasets", nargs="+", default=["ml-100k", "LastFM", "Toys_and_Games"])
+    parser.add_argument("--settings", nargs="+", default=[*SETTINGS, BPR], choices=[*SETTINGS, BPR])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42])
+    parser.add_argument("--validation-users", type=int, default=10_000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    started = time.perf_counter()
+    report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"datasets": {}}
+    for name in args.datasets:
+        dataset = load(name, args.data_dir)
+        store = common.Store(args.work / name)
+        popularity = common.run_or_load(store, "popularity", lambda: common.evaluate_both_protocols(
+            "popularity", popularity_score_fn(dataset), dataset))[0]  # fmt: skip
+        rows = {}
+        for setting in args.settings:
+            runs = [run(store, dataset, setting, seed, args.validation_users)[0] for seed in args.seeds]
+            rows[setting] = {key: statistics.fmean(r[key] for r in runs) for key in runs[0]
+                             if isinstance(runs[0][key], (int, float))} | {"seeds": len(runs)}  # fmt: skip
+        report["datasets"][name] = report["datasets"].get(name, {}) | {"popularity": popularity, "runs": rows}
+        print(f"\n{name}: mean over seeds {args.seeds}; popularity test NDCG@10 {popularity['ndcg_at_10']:.4f}")
+        print(f"{'setting':<46}{'valid':>8}{'test':>8}{'x pop':>7}{'loss':>8}{'slots':>7}{'epoch':>6}{'s':>7}")
+        for setting, f in rows.items():
+            print(f"{setting:<46}{f['best_valid_ndcg_at_10']:>8.4f}{f['ndcg_at_10']:>8.4f}"
+                  f"{f['ndcg_at_10'] / popularity['ndcg_at_10']:>7.2f}{f['loss_at_best']:>8.4f}"
+                  f"{f.get('slot_norm_mean', float('nan')):>7.2f}{f['best_epoch']:>6.0f}{f['train_seconds']:>7.0f}")
+    report |= {"protocol": common.PROTOCOL, "settings": {k: list(v) for k, v in SETTINGS.items()}}
+    common.write_report(report | common.environment(started), RESULTS)
+
+
+if __name__ == "__main__":
+    main()
