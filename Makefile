@@ -20,7 +20,7 @@ export ZENML_AUTO_OPEN_DASHBOARD := false
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test setup stack configs mlflow-ui mlflow-uri serve dashboard benchmark clean
+.PHONY: run test setup stack configs mlflow-ui mlflow-uri serve dashboard benchmark clean recommend tune
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,15 @@ run: setup
 	$(BIN)/python -m movielens_pipeline.integrations.run_pipeline --config $(CONFIG)
 	@$(BIN)/python -m movielens_pipeline.integrations.run_report
 	@echo "MLflow tracking URI: $(MLFLOW_URI)   (browse it with: make mlflow-ui)"
+
+# Every known user's top-10 from the champion: Parquet (a ZenML artifact) and the table
+# `recommendations` of $(MLFLOW_DIR)/recommendations.db.
+recommend: setup
+	$(BIN)/python -m movielens_pipeline.integrations.run_pipeline --config configs/recommend.yaml
+
+# A hyper-parameter search (configs/tuning.yaml: the model, its search space, trials, budget).
+tune: setup
+	$(BIN)/python -m movielens_pipeline.integrations.run_pipeline --config configs/tuning.yaml
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests

@@ -6,10 +6,11 @@
   per-epoch validation, the registry gate and serving all use), which tensors are tables with
   a row per user or item (a warm start carries those rows over by id), and where its code is
   (the served model carries it, so ``mlflow models serve`` can rebuild it).
-- A ``ModelSpec`` is a name the run config's ``models:`` list can hold: a family plus the ZenML
-  step that trains it (an import path, so this module and serving never import ZenML), the step's
-  id in the DAG and fixed parameters, and the step that pretrains it, if any. ``s3rec`` and
-  ``sasrec_no_pretraining`` are two specs of one family.
+- A ``ModelSpec`` is a name the run config's ``models:`` list can hold: a family, how to train it
+  as a plain function (``trainer``, for the tuning pipeline's trials), the ZenML step that trains
+  it in the training pipeline (an import path, so this module and serving never import ZenML),
+  the step's id in the DAG and fixed parameters, and the step that pretrains it, if any.
+  ``s3rec`` and ``sasrec_no_pretraining`` are two specs of one family.
 
 This module registers the project's own families at the bottom; a family defined elsewhere
 registers itself when its module is imported (the served model imports ``family_module``).
@@ -31,6 +32,17 @@ from models.lrml import LRML, LRMLConfig
 from models.s3rec import S3Rec, S3RecConfig
 from movielens_pipeline.evaluation.metrics import DotProductScorer
 from movielens_pipeline.evaluation.scorers import Recommender, s3rec_query_fn, user_score_fn
+from movielens_pipeline.training.loop import no_logging
+from movielens_pipeline.training.pairwise import (
+    BPRHyperparameters,
+    BPRTrainConfig,
+    LRMLHyperparameters,
+    LRMLTrainConfig,
+    train_bpr,
+    train_lrml,
+)
+from movielens_pipeline.training.runtime import pick_device
+from movielens_pipeline.training.s3rec import FinetuneConfig, S3RecHyperparameters, finetune, s3rec_config
 from movielens_pipeline.training.trained_model import TrainedModel
 
 
@@ -46,10 +58,17 @@ class ModelFamily:
     code_paths: tuple[str, ...] = ()
 
 
+# trainer(dataset, parameters, log_fn, pretrained) -> TrainedModel: the training step's work without
+# ZenML or MLflow, ``parameters`` shaped like the step's (e.g. {"finetuning": {"lr": 1e-3}}); the
+# tuning pipeline trains its trials through it.
+Trainer = Callable[..., TrainedModel]
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str  # what ``models:`` lists; the registered version's architecture tag
     family: str  # a ModelFamily.kind
+    trainer: Trainer
     # "module.function" of the ZenML step that trains it: it takes the built dataset first and
     # ``warm_start_champion`` (load_champion's record when the run warm-starts, else None).
     train_step: str
@@ -111,6 +130,23 @@ def family_code_paths(kind: str) -> list[str]:
 # --- the project's families -------------------------------------------------------------------
 
 
+def _s3rec_trainer(name: str) -> Trainer:
+    def train(dataset, parameters: dict, log_fn=no_logging, pretrained: TrainedModel | None = None) -> TrainedModel:
+        model_config = s3rec_config(dataset, S3RecHyperparameters(**parameters.get("model", {})))
+        cfg = FinetuneConfig(**parameters.get("finetuning", {}))
+        return finetune(dataset, model_config, cfg, pick_device("auto"), log_fn, pretrained=pretrained, name=name)
+
+    return train
+
+
+def _pairwise_trainer(train_fn, hyperparameters, train_config) -> Trainer:
+    def train(dataset, parameters: dict, log_fn=no_logging, pretrained: TrainedModel | None = None) -> TrainedModel:
+        return train_fn(dataset, hyperparameters(**parameters.get("model", {})), train_config(**parameters.get("train", {})),
+                        pick_device("auto"), log_fn)  # fmt: skip
+
+    return train
+
+
 def sequence_recommender(model: nn.Module, device: torch.device) -> Recommender:
     """A model that encodes the history into a query scored against item vectors (dot products)."""
     scorer = DotProductScorer(s3rec_query_fn(model, device), model.item_vectors().detach())
@@ -129,17 +165,21 @@ def _s3rec(config: dict) -> S3Rec:
 
 register(
     ModelFamily("s3rec", _s3rec, sequence_recommender, {"item_embedding.weight": "item"}),
-    ModelSpec("s3rec", "s3rec", "steps.s3rec_finetune.s3rec_finetune", pretrain_step="steps.s3rec_pretrain.s3rec_pretrain"),
-    ModelSpec("sasrec_no_pretraining", "s3rec", "steps.s3rec_finetune.s3rec_finetune", step_id="sasrec_finetune",
+    ModelSpec("s3rec", "s3rec", _s3rec_trainer("s3rec"), "steps.s3rec_finetune.s3rec_finetune",
+              pretrain_step="steps.s3rec_pretrain.s3rec_pretrain"),
+    ModelSpec("sasrec_no_pretraining", "s3rec", _s3rec_trainer("sasrec_no_pretraining"),
+              "steps.s3rec_finetune.s3rec_finetune", step_id="sasrec_finetune",
               parameters={"model_name": "sasrec_no_pretraining"}),
 )  # fmt: skip
 register(
     ModelFamily("lrml", lambda config: LRML(LRMLConfig(**config["model"])), user_recommender,
                 {"user_embedding.weight": "user", "item_embedding.weight": "item"}),
-    ModelSpec("lrml", "lrml", "steps.lrml_train.lrml_train"),
+    ModelSpec("lrml", "lrml", _pairwise_trainer(train_lrml, LRMLHyperparameters, LRMLTrainConfig),
+              "steps.lrml_train.lrml_train"),
 )  # fmt: skip
 register(
     ModelFamily("bpr_mf", lambda config: BPRMF(BPRConfig(**config["model"])), user_recommender,
                 {"user_embedding.weight": "user", "item_embedding.weight": "item"}),
-    ModelSpec("bpr", "bpr_mf", "steps.bpr_train.bpr_train"),
+    ModelSpec("bpr", "bpr_mf", _pairwise_trainer(train_bpr, BPRHyperparameters, BPRTrainConfig),
+              "steps.bpr_train.bpr_train"),
 )  # fmt: skip

@@ -17,6 +17,8 @@
 # Environment:
 #   RETRAIN_CONFIG   the run config `make run` gets (default configs/retrain.yaml)
 #   RETRAIN_COMMAND  a shell command `run` executes instead of make (tests use it)
+#   RECOMMEND_COMMAND  run after a retraining that succeeded, e.g. "make recommend" (batch
+#                    recommendations from the champion); unset: none
 #   CRONTAB_CMD      the crontab program (default crontab; tests point it at a fake one)
 #
 # Every entry ends with a marker comment naming the checkout, so clones of the project keep
@@ -170,6 +172,11 @@ run_retraining() {
   log "starting in $CHECKOUT_DIR: $command"
   bash -c "$command" 2>&1 | timestamped || status=$?
   log "finished with exit status $status"
+  if ((status == 0)) && [[ -n "${RECOMMEND_COMMAND:-}" ]]; then
+    log "batch recommendations: $RECOMMEND_COMMAND"
+    bash -c "$RECOMMEND_COMMAND" 2>&1 | timestamped || status=$?
+    log "batch recommendations finished with exit status $status"
+  fi
   return "$status"
 }
 

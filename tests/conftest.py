@@ -81,3 +81,16 @@ def smoke_run(zenml_stack):
 
     run = training_pipeline.with_options(config_path=str(REPO_ROOT / "configs" / "smoke.yaml"))()
     return SmokeRun(Client().get_pipeline_run(run.id))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: a second thread only adds synchronisation, which stalls badly when the
+    machine's cores are busy with other jobs. Modules of small-model tests use it for all tests."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+

@@ -11,9 +11,9 @@ CONFIGS = [REPO_ROOT / "zenml_config.yaml", *sorted((REPO_ROOT / "configs").glob
 
 
 def compile_run(path: Path):
-    from pipelines.training import training_pipeline
+    from movielens_pipeline.integrations.run_pipeline import pipeline_for_config
 
-    pipeline = training_pipeline.with_options(config_path=str(path))
+    pipeline = pipeline_for_config(path).with_options(config_path=str(path))
     pipeline.prepare()
     snapshot, _, _ = pipeline._compile(config_path=str(path))
     return snapshot
@@ -28,7 +28,8 @@ def test_config_is_a_valid_run_configuration_for_the_pipeline(zenml_stack, path:
     snapshot = compile_run(path)
     # A run-level `enable_cache` overrides every step's own setting in ZenML: ingest_ratings
     # must stay uncached, or new rating drops in the same folder would never be read.
-    assert snapshot.step_configurations["ingest_ratings"].config.enable_cache is False
+    if "ingest_ratings" in snapshot.step_configurations:
+        assert snapshot.step_configurations["ingest_ratings"].config.enable_cache is False
 
 
 def test_derived_configs_and_the_parameter_reference_are_up_to_date():

@@ -59,13 +59,7 @@ def ndcg_on_test_split(score, dataset: SequenceDataset) -> float:
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """These tensors are tiny: a second thread only adds contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FAST = LRMLTrainConfig(epochs=4, batch_size=256, lr=5e-3, negatives_per_positive=2, patience=10, seed=3)

@@ -49,7 +49,7 @@ class Checkout:
         self.env = {
             name: value
             for name, value in os.environ.items()
-            if name not in ("RETRAIN_COMMAND", "RETRAIN_CONFIG", "FAKE_CRONTAB_BROKEN")
+            if name not in ("RETRAIN_COMMAND", "RETRAIN_CONFIG", "RECOMMEND_COMMAND", "FAKE_CRONTAB_BROKEN")
         } | {"CRONTAB_CMD": str(fake_crontab), "FAKE_CRONTAB_FILE": str(self.table)}
 
     @property
@@ -157,6 +157,14 @@ def test_run_appends_timestamped_output_to_the_log(checkout):
     assert re.search(rf"^{TIMESTAMP} complained$", log, re.MULTILINE)
     assert re.search(rf"^{TIMESTAMP} \[retrain_schedule\] finished with exit status 0$", log, re.MULTILINE)
     assert log.rstrip().endswith("finished with exit status 3")
+
+
+def test_batch_recommendations_follow_a_retraining_that_succeeded_and_only_then(checkout):
+    assert checkout.run("run", RETRAIN_COMMAND="echo trained", RECOMMEND_COMMAND="echo recommended").returncode == 0
+    assert checkout.run("run", RETRAIN_COMMAND="exit 4", RECOMMEND_COMMAND="echo never").returncode == 4
+    log = checkout.log
+    assert re.search(rf"^{TIMESTAMP} recommended$", log, re.MULTILINE) and "never" not in log
+    assert "batch recommendations finished with exit status 0" in log
 
 
 def test_run_makes_the_retrain_config_from_the_checkout_with_a_cron_path(checkout):

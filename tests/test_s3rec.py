@@ -29,14 +29,7 @@ from movielens_pipeline.training.sequence_batches import (
 SMALL = dict(hidden_size=16, num_layers=1, num_heads=2, max_len=12)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These tensors are tiny: a second thread only adds synchronisation, which stalls badly
-    when the machine's cores are busy with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_dataset(sequences: list[list[int]], num_items: int, genres: dict[int, list[str]]) -> SequenceDataset:

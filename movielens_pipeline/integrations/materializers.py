@@ -15,7 +15,8 @@ from zenml.materializers.base_materializer import BaseMaterializer
 from zenml.materializers.pandas_materializer import PandasMaterializer
 
 from movielens_pipeline.data.dataset import SequenceDataset, read_dataset, write_dataset
-from movielens_pipeline.serving.records import ChampionRecord, Record, RegistrationDecision
+from movielens_pipeline.serving.batch import BatchSummary, RecommendationTable
+from movielens_pipeline.serving.records import ChampionRecord, Record, RegistrationDecision, ServedModelRecord
 from movielens_pipeline.training.trained_model import (
     META_FILE,
     WEIGHTS_FILE,
@@ -88,7 +89,7 @@ class TrainedModelMaterializer(BaseMaterializer):
 class RecordMaterializer(BaseMaterializer):
     """A registry record (``serving.records``) as ``record.json``, shown as a Markdown table."""
 
-    ASSOCIATED_TYPES: ClassVar[tuple] = (ChampionRecord, RegistrationDecision)
+    ASSOCIATED_TYPES: ClassVar[tuple] = (ChampionRecord, RegistrationDecision, ServedModelRecord)
     ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
     FILE = "record.json"
 
@@ -108,4 +109,34 @@ class RecordMaterializer(BaseMaterializer):
 
     def extract_metadata(self, data: Record) -> dict[str, Any]:
         return {name: str(value) for name, value in data.model_dump().items() if value not in (None, {}, "")}
+
+
+class RecommendationTableMaterializer(BaseMaterializer):
+    """The batch's Parquet parts as they are, plus ``table.json`` (model, version, k, counts).
+    Loading copies them to a local folder, part by part."""
+
+    ASSOCIATED_TYPES: ClassVar[tuple] = (RecommendationTable,)
+    ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA
+    META = "table.json"
+
+    def save(self, data: RecommendationTable) -> None:
+        for part in sorted(os.listdir(data.folder)):
+            fileio.copy(os.path.join(data.folder, part), os.path.join(self.uri, part), overwrite=True)
+        meta = {k: v for k, v in vars(data).items() if k not in ("folder", "summary")} | {"summary": vars(data.summary)}
+        with self.artifact_store.open(os.path.join(self.uri, self.META), "w") as f:
+            json.dump(meta, f, indent=2)
+
+    def load(self, data_type: type[Any]) -> RecommendationTable:
+        with self.artifact_store.open(os.path.join(self.uri, self.META), "r") as f:
+            meta = json.load(f)
+        folder = tempfile.mkdtemp(prefix="recommendations-")
+        for part in sorted(fileio.listdir(self.uri)):
+            if str(part).endswith(".parquet"):
+                fileio.copy(os.path.join(self.uri, str(part)), os.path.join(folder, str(part)))
+        return RecommendationTable(folder=folder, summary=BatchSummary(**meta.pop("summary")), **meta)
+
+    def extract_metadata(self, data: RecommendationTable) -> dict[str, Any]:
+        return {"registered_model": data.registered_model, "model_version": data.version, "k": data.k,
+                "data_fingerprint": data.data_fingerprint, "row_count": data.summary.rows,
+                "users": data.summary.users, "fallback_users": data.summary.fallback_users}  # fmt: skip
 

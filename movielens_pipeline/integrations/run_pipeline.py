@@ -1,10 +1,11 @@
-"""Run the training pipeline the way `make run` does: one run at a time, runs a killed process
-left behind marked failed first, and on failure a short account of the cause as the last lines.
+"""Run a pipeline the way `make run` (and `make recommend`, `make tune`) does: one run at a time,
+runs a killed process left behind marked failed first, and on failure a short account of the
+cause as the last lines.
 
     python -m movielens_pipeline.integrations.run_pipeline --config zenml_config.yaml
 
-`zenml pipeline run pipelines.training.training_pipeline -c CONFIG` runs the same pipeline
-without these extras.
+The pipeline is the training pipeline, or the one a config is for (``PIPELINES``);
+`zenml pipeline run <pipeline> -c CONFIG` runs the same pipeline without these extras.
 """
 
 from __future__ import annotations
@@ -20,6 +21,20 @@ from movielens_pipeline.integrations.logs import plain_output_unless_terminal
 plain_output_unless_terminal()  # before anything imports zenml
 
 ABANDONED = "the process running it ended without reporting (killed?); marked failed by the next run"
+
+# Run configs of the pipelines other than training, by file name.
+PIPELINES = {
+    "recommend.yaml": "pipelines.batch_inference.batch_inference_pipeline",
+    "tuning.yaml": "pipelines.tuning.tuning_pipeline",
+}
+TRAINING = "pipelines.training.training_pipeline"
+
+
+def pipeline_for_config(path: str | Path):
+    """The pipeline a run config is for."""
+    from zenml.utils import source_utils
+
+    return source_utils.load(PIPELINES.get(Path(path).name, TRAINING))
 
 
 @contextmanager
@@ -85,7 +100,8 @@ def failure_summary(run) -> str:
         if name == "validate_data":
             lines.append("Report: the ZenML artifact 'failed_validation_report' of this run (HTML, also in the "
                          "MLflow run of validate_data under data_validation/report.html).")
-    lines.append("Nothing was registered. Full logs: zenml pipeline runs logs " + str(run.id))
+    nothing = "Nothing was registered. " if run.pipeline.name == "training_pipeline" else ""
+    lines.append(f"{nothing}Full logs: zenml pipeline runs logs {run.id}")
     return "\n".join(lines)
 
 
@@ -95,15 +111,14 @@ def main() -> int:
     args = parser.parse_args()
     from zenml.client import Client
 
-    from pipelines.training import training_pipeline
-
+    pipeline = pipeline_for_config(args.config)
     with exclusive_run_lock():
         for name in mark_abandoned_runs():
             print(f"Marked run {name} failed: {ABANDONED}")
         try:
-            training_pipeline.with_options(config_path=args.config)()
+            pipeline.with_options(config_path=args.config)()
         except Exception:
-            print(failure_summary(Client().get_pipeline("training_pipeline").last_run), file=sys.stderr)
+            print(failure_summary(Client().get_pipeline(pipeline.name).last_run), file=sys.stderr)
             return 1
     return 0
 

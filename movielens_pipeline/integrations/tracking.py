@@ -174,3 +174,14 @@ def tracked_pairwise_training(name: str, dataset, model_config, train, device: s
     trained = trainer(dataset, model_config, train, torch_device, mlflow_log_fn("train"), checkpoints, initial)
     return log_trained_run(trained, name, str(torch_device), dataset.fingerprint())
 
+
+def beside_tracking_store(file_name: str) -> str:
+    """A SQLite URL for ``file_name`` next to a local MLflow store (``.mlflow/<file_name>``); a job
+    tracking to a server names its own database instead (a team's PostgreSQL, say)."""
+    from pathlib import Path
+
+    tracking = mlflow.get_tracking_uri()
+    if not tracking.startswith("sqlite:///"):
+        raise ValueError(f"MLflow tracks to {tracking}: name the database this job writes to")
+    return f"sqlite:///{Path(tracking.removeprefix('sqlite:///')).parent / file_name}"
+

@@ -55,5 +55,16 @@ class RegistrationDecision(Record):
                 f"best on validation) is now @{self.alias}: {self.reason}")  # fmt: skip
 
 
+class ServedModelRecord(Record):
+    """The registered version a batch job scores with, resolved once at its start."""
+
+    registered_model: str
+    version: str
+    model_uri: str  # models:/<name>/<version>, pinned: a champion that moves mid-job changes nothing
+    champion: bool  # whether it was @champion when resolved (publication checks again)
+    architecture: Optional[str] = None
+    data_fingerprint: Optional[str] = None
+
+
 def _cell(value) -> str:
     return "-" if value in (None, {}, "") else str(value).replace("|", "\\|")

@@ -28,7 +28,7 @@ from movielens_pipeline.serving.promotion import (
     promotion_decision,
     version_description,
 )
-from movielens_pipeline.serving.records import ChampionRecord, RegistrationDecision
+from movielens_pipeline.serving.records import ChampionRecord, RegistrationDecision, ServedModelRecord
 from movielens_pipeline.training.trained_model import (
     TrainedModel,
     load_trained_model,
@@ -387,3 +387,20 @@ def previous_model(champion: ChampionRecord, architecture: str) -> RegisteredRec
         return None
     newest = max(same, key=lambda v: int(v.version))
     return RegisteredRecommender.download(f"models:/{name}/{newest.version}")
+
+
+def served_model(name: str, version: str | None = None) -> ServedModelRecord:
+    """The version a batch job scores with: ``version``, or the current ``@champion``."""
+    client = mlflow.MlflowClient()
+    champion = client.get_registered_model(name).aliases.get("champion")
+    if version is None:
+        if champion is None:
+            raise ChampionUnavailableError(f"{name} has no @champion to score with; name a version")
+        version = champion
+    details = client.get_model_version(name, str(version))
+    return ServedModelRecord(
+        registered_model=name, version=str(version), model_uri=f"models:/{name}/{version}",
+        champion=str(version) == str(champion), architecture=details.tags.get("architecture"),
+        data_fingerprint=details.tags.get("data_fingerprint"),
+    )  # fmt: skip
+

@@ -15,6 +15,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from movielens_pipeline.families import ModelFamily, ModelSpec, register, user_recommender
+from movielens_pipeline.training.loop import no_logging
+from movielens_pipeline.training.pairwise import PairwiseTrainConfig, fit_pairwise
+from movielens_pipeline.training.runtime import seed_everything
 
 
 @dataclass
@@ -48,8 +51,15 @@ class TwoLayerMLP(nn.Module):
         return scores
 
 
+def train(dataset, parameters: dict, log_fn=no_logging, pretrained=None):
+    seed_everything(0)
+    config = TwoLayerConfig(dataset.num_users, dataset.num_items, **parameters.get("model", {}))
+    train_config = PairwiseTrainConfig(**{"epochs": 3, "patience": 3} | parameters.get("train", {}))
+    return fit_pairwise(TwoLayerMLP(config), "toy_mlp", config, dataset, train_config, log_fn=log_fn)
+
+
 register(
     ModelFamily("toy_mlp", lambda config: TwoLayerMLP(TwoLayerConfig(**config["model"])), user_recommender,
                 {"user_embedding.weight": "user"}, family_module=__name__, code_paths=(str(Path(__file__).parent),)),
-    ModelSpec("toy_mlp", "toy_mlp", "toy_family.toy_mlp_step.toy_mlp_train"),
+    ModelSpec("toy_mlp", "toy_mlp", train, "toy_family.toy_mlp_step.toy_mlp_train"),
 )  # fmt: skip

@@ -5,8 +5,6 @@ from typing import Annotated, Optional
 from movielens_pipeline.data.dataset import SequenceDataset
 from movielens_pipeline.integrations.tracking import log_trained_run
 from movielens_pipeline.serving.records import ChampionRecord
-from movielens_pipeline.training.pairwise import PairwiseTrainConfig, fit_pairwise
-from movielens_pipeline.training.runtime import seed_everything
 from movielens_pipeline.training.trained_model import TrainedModel
 from steps.training_step import training_step
 from toy_family import toy_mlp
@@ -21,8 +19,5 @@ def toy_mlp_train(
     warm_start_champion: Optional[ChampionRecord] = None,
     epochs: int = 3,
 ) -> Annotated[TrainedModel, "toy_mlp_model"]:
-    seed_everything(0)
-    config = toy_mlp.TwoLayerConfig(sequence_dataset.num_users, sequence_dataset.num_items)
-    trained = fit_pairwise(toy_mlp.TwoLayerMLP(config), "toy_mlp", config, sequence_dataset,
-                           PairwiseTrainConfig(epochs=epochs, patience=epochs))  # fmt: skip
+    trained = toy_mlp.train(sequence_dataset, {"train": {"epochs": epochs, "patience": epochs}})
     return log_trained_run(trained, "toy_mlp", "cpu", sequence_dataset.fingerprint())
