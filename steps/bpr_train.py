@@ -17,9 +17,10 @@ def bpr_train(
     train: BPRTrainConfig = BPRTrainConfig(),
     warm_start_champion: Optional[ChampionRecord] = None,
     device: str = "auto",
+    processes: int = 1,
 ) -> Annotated[TrainedModel, "bpr_model"]:
     """BPR matrix factorisation on the training part of each user's sequence: LRML's dot-product
     reference point (same pairs, negatives and loop). ``warm_start_champion`` as for lrml_train."""
     model_config = pairwise.sized_config(sequence_dataset, model, BPRHyperparameters)
     return tracked_pairwise_training("bpr", sequence_dataset, model_config, train, device, bpr_model.BPRMF,
-                                     pairwise.train_bpr, warm_start_champion)  # fmt: skip
+                                     pairwise.train_bpr, warm_start_champion, processes)  # fmt: skip

@@ -14,6 +14,7 @@ from movielens_pipeline.evaluation import (
     protocols,
     reports,
     scorers,
+    sharding,
 )
 from movielens_pipeline.integrations.tracking import (
     experiment_tracker_name,
@@ -25,8 +26,8 @@ from movielens_pipeline.training.trained_model import TrainedModel
 
 @step(
     experiment_tracker=experiment_tracker_name(),
-    cache_policy=CachePolicy(source_dependencies=[baselines, metrics, protocols, reports, scorers, families, bpr, lrml,
-                                                  s3rec]),
+    cache_policy=CachePolicy(source_dependencies=[baselines, metrics, protocols, reports, scorers, sharding, families,
+                                                  bpr, lrml, s3rec]),
 )
 def evaluate(
     sequence_dataset: SequenceDataset,
@@ -36,6 +37,7 @@ def evaluate(
     negatives_seed: int = 0,
     max_users: Optional[int] = None,
     device: str = "auto",
+    processes: int = 1,
 ) -> Tuple[
     Annotated[pd.DataFrame, "evaluation_metrics"],
     Annotated[pd.DataFrame, "per_user_ranks"],
@@ -46,16 +48,13 @@ def evaluate(
 
     ``max_users``: rank a fixed seeded sample of that many users instead of all of them (full
     ranking costs users x items per model; the registry gate scores the champion on the same users).
+    ``processes``: split the users into that many shards ranked by as many worker processes
+    (torch.distributed's launcher; the numbers are the one-process numbers).
     """
     torch_device = pick_device(device)
-    recommenders = {m.summary["name"]: families.load_recommender(m, torch_device) for m in trained_models}
-    score_fns = {name: recommender.score_fn for name, recommender in recommenders.items()}
-    baseline_fns, notes, baseline_params = baselines.baseline_score_fns(sequence_dataset, ease_l2, ease_memory_mb)
-    score_fns |= baseline_fns
-    history_free = [name for name, recommender in recommenders.items() if not recommender.uses_history]
-
-    evaluations = protocols.evaluate_models(score_fns, sequence_dataset, negatives_seed, torch_device, max_users,
-                                            history_free)  # fmt: skip
+    job = sharding.EvaluationJob(trained_models, ease_l2, ease_memory_mb, str(torch_device))
+    users = protocols.evaluation_users(sequence_dataset, negatives_seed, max_users)
+    evaluations, notes, baseline_params = sharding.evaluate(job, sequence_dataset, users, processes)
     table = protocols.results_table(evaluations)
     comparison = protocols.compare_best_two(evaluations)
     chart = reports.comparison_chart_png(table)

@@ -17,6 +17,7 @@ def lrml_train(
     train: LRMLTrainConfig = LRMLTrainConfig(),
     warm_start_champion: Optional[ChampionRecord] = None,
     device: str = "auto",
+    processes: int = 1,
 ) -> Annotated[TrainedModel, "lrml_model"]:
     """LRML metric learning on the training part of each user's sequence (implicit feedback).
 
@@ -26,4 +27,4 @@ def lrml_train(
     """
     model_config = pairwise.lrml_config(sequence_dataset, model)
     return tracked_pairwise_training("lrml", sequence_dataset, model_config, train, device, lrml_model.LRML,
-                                     pairwise.train_lrml, warm_start_champion)  # fmt: skip
+                                     pairwise.train_lrml, warm_start_champion, processes)  # fmt: skip

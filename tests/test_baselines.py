@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-# the planted data and the single-thread fixture are shared with the LRML tests
-from test_lrml import ndcg_on_test_split, planted_dataset, single_thread  # noqa: F401
+# the planted data is shared with the LRML tests
+from test_lrml import ndcg_on_test_split, planted_dataset
 
 from movielens_pipeline.evaluation.baselines import (
     EASE_BYTES_PER_ITEM_PAIR,
@@ -24,6 +24,8 @@ from movielens_pipeline.training.pairwise import (
     BPRTrainConfig,
     train_bpr,
 )
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_popularity_scores_are_training_counts():

@@ -18,7 +18,8 @@ class LinearTask:
     def make_batch(self, row_ids):
         return row_ids
 
-    def loss(self, row_ids):
+    def loss(self, row_ids, part=None):
+        row_ids = row_ids if part is None else row_ids[part]
         x = self.x[row_ids][:, None]
         loss = ((self.model(x).squeeze(1) - 3 * x.squeeze(1)) ** 2).mean()
         if self.poison_from_row is not None and (row_ids >= self.poison_from_row).any():

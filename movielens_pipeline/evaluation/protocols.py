@@ -56,6 +56,7 @@ class ModelEvaluation:
     coverage_at_10: float
     # Users who have fewer unseen items than the sampled protocol's 99 get fewer negatives.
     sampled_users_with_fewer_negatives: int = 0
+    top_items: np.ndarray | None = None  # [users, 10] each user's top 10 (coverage of merged shards)
 
     def metrics(self) -> dict[str, float]:
         out = {"coverage_at_10": self.coverage_at_10}
@@ -73,17 +74,35 @@ def sampled_negatives(dataset: SequenceDataset, n: int = 99, seed: int = 0,
     return sample_unseen_items(sequences, dataset.num_items, n, seed)
 
 
+@dataclass
+class EvaluationUsers:
+    """Who is ranked (user positions) and the sampled protocol's negatives of each."""
+
+    positions: np.ndarray
+    negatives: np.ndarray  # [users, 99]
+    counts: np.ndarray  # negatives each user really has
+
+    def rows(self, start: int, stop: int) -> "EvaluationUsers":
+        return EvaluationUsers(self.positions[start:stop], self.negatives[start:stop], self.counts[start:stop])
+
+
+def evaluation_users(dataset: SequenceDataset, negatives_seed: int = 0, max_users: int | None = None) -> EvaluationUsers:
+    """Every user, or a fixed seeded sample of ``max_users`` (full ranking costs users x items per
+    model), with one draw of sampled negatives for both splits and every model."""
+    users = user_sample(dataset.num_users, max_users, negatives_seed)
+    return EvaluationUsers(users, *sampled_negatives(dataset, seed=negatives_seed, users=users))
+
+
 def evaluate_models(
     scorers: dict[str, ScoreFn], dataset: SequenceDataset, negatives_seed: int = 0, device="cpu",
-    max_users: int | None = None, history_free: Collection[str] = (),
+    max_users: int | None = None, history_free: Collection[str] = (), users: EvaluationUsers | None = None,
 ) -> list[ModelEvaluation]:
-    """Every scorer on the validation and the test split, same users, both protocols: all users,
-    or a fixed seeded sample of ``max_users`` (full ranking costs users x items per model).
-    The scorers named in ``history_free`` ignore the histories (LRML), so one scoring pass
-    serves both splits."""
-    users = user_sample(dataset.num_users, max_users, negatives_seed)
-    negatives, counts = sampled_negatives(dataset, seed=negatives_seed, users=users)
-    splits = {split: split_inputs(dataset, split, users) for split in ("valid", "test")}
+    """Every scorer on the validation and the test split, same users, both protocols: ``users``,
+    or ``evaluation_users(dataset, negatives_seed, max_users)``. The scorers named in
+    ``history_free`` ignore the histories (LRML), so one scoring pass serves both splits."""
+    users = users or evaluation_users(dataset, negatives_seed, max_users)
+    negatives, counts = users.negatives, users.counts
+    splits = {split: split_inputs(dataset, split, users.positions) for split in ("valid", "test")}
     evaluations = []
     for name, score_fn in scorers.items():
         together = [splits] if name in history_free else [{split: inputs} for split, inputs in splits.items()]
@@ -108,9 +127,28 @@ def evaluate_model(
     short = int((negative_counts < negatives.shape[1]).sum())
     return [
         ModelEvaluation(name, split, splits[split].users, {"full": ranking.ranks, "sampled": ranking.sampled_ranks},
-                        len(np.unique(ranking.top_items)) / dataset.num_items, short)  # fmt: skip
+                        coverage(ranking.top_items, dataset.num_items), short, ranking.top_items)  # fmt: skip
         for split, ranking in zip(splits, rankings)
     ]
+
+
+def coverage(top_items: np.ndarray, num_items: int) -> float:
+    """Share of the catalogue that appears in some user's top items."""
+    return len(np.unique(top_items)) / num_items
+
+
+def merge_shards(shards: list[list[ModelEvaluation]], num_items: int) -> list[ModelEvaluation]:
+    """One evaluation per (model, split) from shards of the users (each shard's list in the same
+    order, users in shard order): what evaluating them all at once gives."""
+    merged = []
+    for parts in zip(*shards):
+        top = np.concatenate([part.top_items for part in parts])
+        merged.append(ModelEvaluation(
+            parts[0].model, parts[0].split, np.concatenate([part.users for part in parts]),
+            {protocol: np.concatenate([part.ranks[protocol] for part in parts]) for protocol in parts[0].ranks},
+            coverage(top, num_items), sum(part.sampled_users_with_fewer_negatives for part in parts), top,
+        ))  # fmt: skip
+    return merged
 
 
 # Resampled indices held at once by the bootstrap (int64: 160 MB), whatever the number of users.

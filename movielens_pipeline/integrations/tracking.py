@@ -41,6 +41,7 @@ def mlflow_log_fn(prefix: str) -> LogFn:
     def log(metrics: dict[str, float], step: int) -> None:
         mlflow.log_metrics({f"{prefix}_{k}": float(v) for k, v in metrics.items()}, step=step)
 
+    log.prefix = prefix  # a training worker logs under the same names (integrations.workers)
     return log
 
 
@@ -158,10 +159,13 @@ def training_checkpoints(job: str, *identity) -> CheckpointStore:
 
 
 def tracked_pairwise_training(name: str, dataset, model_config, train, device: str, module, trainer,
-                              warm_start_champion=None) -> TrainedModel:  # fmt: skip
+                              warm_start_champion=None, processes: int = 1) -> TrainedModel:  # fmt: skip
     """What a pairwise model's training step does (LRML, BPR-MF): log its configs, warm-start it
     from the registry's model of this name when the run warm-starts (``module`` builds a fresh
-    one to copy into), train it with ``trainer`` (resuming from its checkpoint), and log the run."""
+    one to copy into), train it with ``trainer`` on ``processes`` processes (resuming from its
+    checkpoint), and log the run."""
+    from movielens_pipeline.integrations import workers
+
     torch_device = pick_device(device)
     mlflow.log_params(flat_params("model", model_config) | flat_params("train", train))
     initial = None
@@ -171,7 +175,9 @@ def tracked_pairwise_training(name: str, dataset, model_config, train, device: s
     checkpoints = training_checkpoints(
         f"{name}_train", model_config, train, dataset.fingerprint(), initial.weights_fingerprint() if initial else None,
     )  # fmt: skip
-    trained = trainer(dataset, model_config, train, torch_device, mlflow_log_fn("train"), checkpoints, initial)
+    mlflow.log_param("processes", processes)
+    trained = workers.train(trainer, dataset, processes, torch_device, mlflow_log_fn("train"), checkpoints,
+                            model_config=model_config, cfg=train, initial=initial)  # fmt: skip
     return log_trained_run(trained, name, str(torch_device), dataset.fingerprint())
 
 

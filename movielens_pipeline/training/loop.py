@@ -8,6 +8,10 @@ pretraining, S3Rec finetuning, LRML and BPR-MF train, stop, resume and log the s
 Randomness: the row order of every epoch and whatever ``make_batch`` draws come from one
 dedicated torch.Generator; dropout draws from the global generator. Both states are in the
 checkpoint, so on CPU a resumed job continues exactly as an uninterrupted one would.
+
+Several processes (``training.distributed``): every rank makes every global batch and trains on
+its share of the rows, gradients are summed across ranks, and rank 0 alone validates, decides
+when to stop, logs and writes checkpoints, broadcasting its decisions.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any, Callable, Protocol
 
 import torch
 
+from movielens_pipeline.training import distributed
 from movielens_pipeline.training.checkpoints import CheckpointStore
 from movielens_pipeline.training.runtime import mixed_precision
 
@@ -41,8 +46,11 @@ class TrainingTask(Protocol):
     def make_batch(self, row_ids: torch.Tensor) -> Any:
         """The batch for these 0-based row ids, on the training device."""
 
-    def loss(self, batch: Any) -> dict[str, torch.Tensor]:
-        """``"loss"`` (the mean to minimise) plus any named parts to log, each a mean per row."""
+    def loss(self, batch: Any, part: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``"loss"`` (the mean to minimise) plus any named parts to log, each a mean per row.
+
+        ``part``: this process's row positions in the batch (None: every row); then each value is
+        the part's share of the whole batch's mean, so the shares of all processes add up to it."""
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -153,6 +161,7 @@ def fit(
         stop_reason = saved.get("stop_reason", stop_reason)
         logger.info("%s: resumed after epoch %d", name, saved["epoch"])
 
+    main = distributed.is_main()
     for epoch in range(first_epoch, settings.epochs + 1):
         if finished:
             break
@@ -160,16 +169,18 @@ def fit(
                                                      device, deadline)  # fmt: skip
         if validate is not None:
             started = time.perf_counter()
-            valid = validate()
+            valid = distributed.from_main(validate() if main else None)
             record |= {f"valid_{name}": value for name, value in valid.items()}
             record["valid_seconds"] = time.perf_counter() - started
         history.append(record)
         if stopper is not None and stopper.update(record[f"valid_{settings.selection_metric}"], epoch, model):
             finished, stop_reason = True, "patience"
-        if not finished and time.monotonic() >= deadline:
+        if not finished and distributed.from_main(time.monotonic() >= deadline):
             finished, stop_reason = True, "time budget"
             record["stopped_on_time_budget"] = 1.0
         finished = finished or epoch == settings.epochs
+        if not main:
+            continue
         _log_epoch(name, record, settings)
         if stop_reason == "time budget":
             logger.warning("%s: stopped after epoch %d on its time budget of %s minutes (keeping the best weights)",
@@ -191,7 +202,7 @@ def fit(
                 }
             )
 
-    if checkpoints:
+    if checkpoints and main:
         checkpoints.clear()
     if stopper is None:
         return FitResult(history, detached_state(model), len(history), None, stop_reason)
@@ -204,29 +215,37 @@ def _train_one_epoch(name, epoch, model, task, settings, optimizer, scaler, gene
     """One pass over the task's rows in a fresh order (cut short at ``deadline``, a
     time.monotonic() value); mean losses per row seen and the timing."""
     model.train()
+    rank, world = distributed.rank_and_world()
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    budgeted = math.isfinite(deadline)
     started = time.perf_counter()
     last_progress = time.monotonic()
     order = torch.randperm(task.num_rows, generator=generator)
     totals: dict[str, torch.Tensor] = {}
     rows_seen = 0
     for start in range(0, task.num_rows, settings.batch_size):
-        if time.monotonic() >= deadline:
+        # Every rank must stop at the same batch: rank 0's clock decides.
+        if budgeted and distributed.from_main(time.monotonic() >= deadline):
             break
-        if time.monotonic() - last_progress >= settings.progress_seconds and rows_seen:
+        if rank == 0 and time.monotonic() - last_progress >= settings.progress_seconds and rows_seen:
             last_progress = time.monotonic()
             _log_progress(name, epoch, settings, rows_seen, task.num_rows, float(totals["loss"]) / rows_seen,
                           time.perf_counter() - started)  # fmt: skip
         row_ids = order[start : start + settings.batch_size]
         batch = task.make_batch(row_ids)
         with mixed_precision(device):
-            losses = task.loss(batch)
+            losses = task.loss(batch, distributed.shard(len(row_ids), rank, world).to(device)) if world > 1 else task.loss(batch)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses["loss"]).backward()
+        if world > 1:
+            distributed.sum_gradients_(parameters)
         scaler.step(optimizer)
         scaler.update()
         for part, value in losses.items():
             totals[part] = totals.get(part, 0.0) + value.detach().float() * len(row_ids)
         rows_seen += len(row_ids)
+    if world > 1:
+        totals = distributed.sum_over_ranks(totals)
     seconds = time.perf_counter() - started
     means = {part: float(total) / max(rows_seen, 1) for part, total in totals.items()}
     not_finite = {part: value for part, value in means.items() if not math.isfinite(value)}

@@ -141,9 +141,16 @@ class PairwiseTask:
         negatives = self.sampler.sample(users, self.cfg.negatives_per_positive, self.generator)
         return users.to(self.device), self.items[row_ids].to(self.device), negatives.to(self.device)
 
-    def loss(self, batch) -> dict[str, torch.Tensor]:
+    def loss(self, batch, part: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        share = 1.0
+        if part is not None:
+            users, positives, negatives = batch
+            if hasattr(self.model, "clip_rows_"):  # every rank projects the whole batch's rows: replicas stay equal
+                self.model.clip_rows_(users, torch.cat([positives, negatives.flatten()]))
+            batch, share = [tensor[part] for tensor in batch], len(part) / len(users)
         ranking_loss, squared_norms = self.model(*batch)
-        return {"loss": ranking_loss + self.cfg.l2 * squared_norms if self.cfg.l2 else ranking_loss}
+        loss = ranking_loss + self.cfg.l2 * squared_norms if self.cfg.l2 else ranking_loss
+        return {"loss": loss * share if part is not None else loss}
 
 
 def fit_pairwise(

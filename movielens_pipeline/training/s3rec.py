@@ -169,8 +169,11 @@ class PretrainingTask:
     def make_batch(self, row_ids: torch.Tensor):
         return self.sampler.batch(row_ids, with_segments=bool(self.cfg.sp_weight)).to(self.device)
 
-    def loss(self, batch) -> dict[str, torch.Tensor]:
+    def loss(self, batch, part: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         model, cfg = self.model, self.cfg
+        rows = len(batch.items)  # every loss is a sum over the batch's rows divided by their number
+        if part is not None:
+            batch = batch.rows(part)
         losses: dict[str, torch.Tensor] = {}
         if cfg.aap_weight or cfg.mip_weight or cfg.map_weight:
             hidden = model.encode(batch.masked_items, causal=False)
@@ -189,7 +192,6 @@ class PretrainingTask:
                 )
         if len(batch.segment_context):
             losses["sp_loss"] = model.segment_loss(batch.segment_context, batch.segment_positive, batch.segment_negative)
-        rows = len(batch.items)
         losses = {name: value / rows for name, value in losses.items()}
         losses["loss"] = sum(self.weights[name] * value for name, value in losses.items())
         return losses
@@ -214,10 +216,18 @@ class NextItemTask:
             negatives = self.proposal.sample(self.cfg.sampled_negatives, self.generator)
         return inputs.to(self.device), targets.to(self.device), None if negatives is None else negatives.to(self.device)
 
-    def loss(self, batch) -> dict[str, torch.Tensor]:
+    def loss(self, batch, part: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         inputs, targets, negatives = batch
         log_q = self.proposal.log_q if self.proposal is not None else None
-        return {"loss": self.model.next_item_loss(inputs, targets, self.cfg.loss, negatives, log_q)}
+        if part is None:
+            return {"loss": self.model.next_item_loss(inputs, targets, self.cfg.loss, negatives, log_q)}
+        # The loss is a mean over real positions: a part weighs its share of them.
+        positions = (inputs != 0).sum()
+        inputs, targets = inputs[part], targets[part]
+        if self.cfg.loss == "bce":  # one negative per position; sampled softmax shares its negatives
+            negatives = negatives[part]
+        share = (inputs != 0).sum() / positions
+        return {"loss": self.model.next_item_loss(inputs, targets, self.cfg.loss, negatives, log_q) * share}
 
 
 class NegativeProposal:

@@ -103,9 +103,20 @@ class PretrainBatch:
     segment_context: torch.Tensor  # [S, L] SP inputs for the S rows with >= 2 items (S = 0 when off)
     segment_positive: torch.Tensor
     segment_negative: torch.Tensor
+    segment_rows: torch.Tensor  # [S] the batch row each segment belongs to
 
     def to(self, device) -> "PretrainBatch":
         return PretrainBatch(**{name: value.to(device) for name, value in vars(self).items()})
+
+    def rows(self, part: torch.Tensor) -> "PretrainBatch":
+        """The rows at positions ``part`` (ascending) with their segments."""
+        keep = torch.isin(self.segment_rows, part)
+        return PretrainBatch(
+            items=self.items[part], masked_items=self.masked_items[part], masked=self.masked[part],
+            negatives=self.negatives[part], segment_context=self.segment_context[keep],
+            segment_positive=self.segment_positive[keep], segment_negative=self.segment_negative[keep],
+            segment_rows=self.segment_rows[keep],
+        )  # fmt: skip
 
 
 class PretrainingSampler:
@@ -136,9 +147,10 @@ class PretrainingSampler:
         masked[:, -1] = real[:, -1]  # the reference always masks the most recent item
         negatives = sample_negatives(self.candidates, items, self.num_items, items.shape, self.generator)
         if with_segments:
-            context, positive, negative = self._segments(row_ids, items)
+            context, positive, negative, segment_rows = self._segments(row_ids, items)
         else:
             context = positive = negative = items[:0]
+            segment_rows = torch.zeros(0, dtype=torch.long)
         return PretrainBatch(
             items=items,
             masked_items=items.masked_fill(masked, self.mask_id),
@@ -147,6 +159,7 @@ class PretrainingSampler:
             segment_context=context,
             segment_positive=positive,
             segment_negative=negative,
+            segment_rows=segment_rows,
         )
 
     def _padded(self, row_ids: torch.Tensor) -> torch.Tensor:
@@ -157,6 +170,7 @@ class PretrainingSampler:
         lengths = self.lengths[row_ids]
         keep = lengths >= 2
         row_ids, items, lengths = row_ids[keep], items[keep], lengths[keep]
+        segment_rows = keep.nonzero().squeeze(1)
         max_len = items.size(1)
         segment_length = 1 + uniform_below(lengths // 2, self.generator)
         start = max_len - lengths + uniform_below(lengths - segment_length + 1, self.generator)
@@ -178,7 +192,7 @@ class PretrainingSampler:
         source = (donor_start[:, None] + positions - start[:, None]).clamp(0, max_len - 1)
         foreign = self._padded(donors).gather(1, source)
         negative = torch.where(in_segment, foreign, positive)
-        return context, positive, negative
+        return context, positive, negative, segment_rows
 
 
 class FinetuningSampler:
