@@ -20,7 +20,7 @@ export ZENML_AUTO_OPEN_DASHBOARD := false
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test setup stack configs mlflow-ui mlflow-uri serve dashboard benchmark clean recommend tune
+.PHONY: run test setup stack configs mlflow-ui mlflow-uri serve dashboard benchmark clean recommend tune k8s-stack
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ recommend: setup
 # A hyper-parameter search (configs/tuning.yaml: the model, its search space, trials, budget).
 tune: setup
 	$(BIN)/python -m movielens_pipeline.integrations.run_pipeline --config configs/tuning.yaml
+
+# Registers the Kubernetes stack on the ZenML server the client is logged in to (stacks/kubernetes.sh
+# says which variables it needs); runs with configs/kubernetes.yaml.
+k8s-stack: $(VENV)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" stacks/kubernetes.sh
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests
