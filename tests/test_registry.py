@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from conftest import REPO_ROOT
 from movielens_pipeline.serving import promotion, registry
 from movielens_pipeline.serving.records import ChampionRecord
 
@@ -137,3 +138,66 @@ def test_a_champion_that_cannot_be_loaded_stops_registration(smoke_run, mlflow_c
         registry.register_run(name, {"lrml": out["trained"]["lrml"]}, out["dataset"], out["metrics"], out["per_user"],
                               {}, promotion.PromotionRule(), champion)  # fmt: skip
     assert registry_state(mlflow_client, name) == before
+
+
+def test_a_candidate_whose_champion_moved_during_its_run_is_not_promoted(smoke_run, mlflow_client):
+    """The run compared against "no champion" (as load_champion saw it), but another run promoted
+    one meanwhile: promotion re-checks under the lock, and the candidate stays a challenger."""
+    import dataclasses
+
+    out = smoke_outputs(smoke_run)
+    champion_now = str(mlflow_client.get_model_version_by_alias("movielens-smoke", "champion").version)
+    lrml = out["trained"]["lrml"]
+    changed = dataclasses.replace(lrml, state_dict={k: v + 1e-3 for k, v in lrml.state_dict.items()},
+                                  summary=dict(lrml.summary))  # new weights: not registered yet
+    stale = ChampionRecord(registered_model="movielens-smoke")
+    decision = registry.register_run("movielens-smoke", {"lrml": changed}, out["dataset"], out["metrics"],
+                                     out["per_user"], {"zenml_run_id": "test"}, promotion.PromotionRule(), stale)
+    assert decision.alias == "challenger" and decision.versions["lrml"] != champion_now
+    assert f"@champion moved from none to v{champion_now}" in decision.reason
+    assert str(mlflow_client.get_model_version_by_alias("movielens-smoke", "champion").version) == champion_now
+    description = mlflow_client.get_model_version("movielens-smoke", decision.versions["lrml"]).description
+    assert "Not promoted (@challenger)" in description and "moved" in description
+
+
+def test_the_promotion_lock_lets_one_process_in_at_a_time(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import mlflow, sys, time
+sys.path.insert(0, {str(REPO_ROOT)!r})
+from movielens_pipeline.serving.registry import promotion_lock
+mlflow.set_tracking_uri("sqlite:///{tmp_path}/mlflow.db")
+with promotion_lock("m"):
+    print("held", flush=True)
+    time.sleep(3)
+"""], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    try:
+        started = time.monotonic()
+        with registry.promotion_lock("m"):
+            waited = time.monotonic() - started
+    finally:
+        mlflow.set_tracking_uri(previous)
+        holder.wait()
+    assert waited > 1.5
+
+
+def test_promotion_fails_closed_where_it_cannot_be_serialised(monkeypatch):
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    monkeypatch.delenv("MOVIELENS_PROMOTION_LOCK_URL", raising=False)
+    mlflow.set_tracking_uri("http://127.0.0.1:9")
+    try:
+        with pytest.raises(registry.PromotionLockUnavailable, match="MOVIELENS_PROMOTION_LOCK_URL"):
+            with registry.promotion_lock("m"):
+                pass
+    finally:
+        mlflow.set_tracking_uri(previous)

@@ -3,10 +3,15 @@ champion alias, and load registered models back (for the gate and for warm start
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
 import tempfile
+import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import mlflow
 import numpy as np
@@ -41,6 +46,9 @@ SERVING_CODE = Path(__file__).resolve().parent / "pyfunc.py"
 # The library and the torch models travel with the model; serving imports only data,
 # evaluation, training.trained_model and serving of the library (nothing that needs ZenML).
 CODE_PATHS = [str(PACKAGE_DIR), str(MODELS_DIR)]
+
+# register_and_promote's champion_before when the caller compared against no particular champion.
+ANY_CHAMPION = object()
 
 SIGNATURE = ModelSignature(
     inputs=Schema(
@@ -267,13 +275,19 @@ def register_and_promote(
     candidate: str,
     alias: str,
     reason: str,
-    descriptions: dict[str, str] | None = None,
-) -> dict[str, str]:
-    """Register one version per model with its tags and description, then point ``alias`` at
-    the candidate.
+    describe: Callable[[str, str, str], str] | None = None,
+    champion_before: str | None | object = ANY_CHAMPION,
+) -> tuple[dict[str, str], str, str]:
+    """Register one version per model with its tags, then point ``alias`` at the candidate and
+    describe each version (``describe(model, alias, reason)``). Returns (versions created, the
+    alias given, its reason).
 
-    The alias moves last. All or nothing: if any step fails, the versions created here are
-    deleted, the aliases are put back as they were, and the error is raised.
+    Promotion is checked and done under the registry's promotion lock (``promotion_lock``): when
+    ``alias`` is "champion" and ``@champion`` is no longer ``champion_before`` (the version the
+    run compared against), another run moved it meanwhile, and the candidate becomes a
+    challenger instead, with a reason naming that run. The alias moves last. All or nothing: if
+    any step fails, the versions created here are deleted, the aliases are put back as they
+    were, and the error is raised.
     """
     client = mlflow.MlflowClient()
     try:
@@ -284,16 +298,90 @@ def register_and_promote(
     try:
         for model, uri in model_uris.items():
             created[model] = str(mlflow.register_model(uri, name, tags=version_tags[model]).version)
-            if descriptions and model in descriptions:
-                client.update_model_version(name, created[model], description=descriptions[model])
-        client.set_model_version_tag(name, created[candidate], "promotion", alias)
-        client.set_registered_model_alias(name, alias, created[candidate])
+        with promotion_lock(name):
+            if alias == "champion" and champion_before is not ANY_CHAMPION:
+                alias, reason = _still_the_champion(client, name, champion_before, reason)
+            client.set_model_version_tag(name, created[candidate], "promotion", alias)
+            client.set_registered_model_alias(name, alias, created[candidate])
+        for model, version in created.items():
+            if describe is not None:
+                client.update_model_version(name, version, description=describe(model, alias, reason))
     except Exception:
         _restore_aliases(client, name, aliases_before)
         for version in created.values():
             client.delete_model_version(name, version)
         raise
-    return created
+    return created, alias, reason
+
+
+def _still_the_champion(client, name: str, expected: str | None, reason: str) -> tuple[str, str]:
+    """("champion", reason) when ``@champion`` is still ``expected``; else ("challenger", why not)."""
+    now = client.get_registered_model(name).aliases.get("champion")
+    if str(now) == str(expected) or (now is None and expected is None):
+        return "champion", reason
+    moved_by = client.get_model_version(name, now).tags.get("zenml_run_id", "unknown") if now is not None else "-"
+    return "challenger", (
+        f"not promoted: @champion moved from {'v' + str(expected) if expected else 'none'} to v{now} (registered by "
+        f"ZenML run {moved_by}) while this run trained; its gate compared against a champion that is no "
+        f"longer there ({reason})"
+    )
+
+
+class PromotionLockUnavailable(RuntimeError):
+    """The registry's promotions cannot be serialised here: nothing is promoted (fail closed)."""
+
+
+@contextmanager
+def promotion_lock(name: str, timeout_seconds: float = 600):
+    """Held while a promotion is checked and done, so two runs can never both see the same
+    champion and both replace it. A local MLflow store (SQLite or files) locks a file beside it;
+    a tracking server locks in the team's PostgreSQL (``MOVIELENS_PROMOTION_LOCK_URL``, a
+    SQLAlchemy URL: ``pg_advisory_lock`` on the model's name); anything else fails closed."""
+    tracking = mlflow.get_tracking_uri()
+    if tracking.startswith(("sqlite:///", "file:")) or "://" not in tracking:
+        path = Path(tracking.removeprefix("sqlite:///").removeprefix("file://")).expanduser()
+        folder = path.parent if tracking.startswith("sqlite:///") else path
+        with _file_lock(folder / f".promotion-{name}.lock", timeout_seconds):
+            yield
+        return
+    url = os.environ.get("MOVIELENS_PROMOTION_LOCK_URL")
+    if not url:
+        raise PromotionLockUnavailable(
+            f"cannot serialise promotions of {name} on {tracking}: set MOVIELENS_PROMOTION_LOCK_URL to the team's "
+            "PostgreSQL (make team-stack writes it); nothing was promoted")
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    key = int(hashlib.sha256(name.encode()).hexdigest()[:15], 16)  # fits a signed 64-bit key
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text(f"SET lock_timeout = '{int(timeout_seconds * 1000)}ms'"))
+            connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _file_lock(path: Path, timeout_seconds: float):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout_seconds
+    with open(path, "w") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise PromotionLockUnavailable(f"{path} stayed locked for {timeout_seconds:.0f} s") from None
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _restore_aliases(client: mlflow.MlflowClient, name: str, aliases_before: dict[str, str]) -> None:
@@ -362,9 +450,13 @@ def register_run(
     metrics = {model: flat_metrics(evaluation_metrics, model) for model in new}
     data = dataset.stats | {"fingerprint": tags.get("data_fingerprint", dataset.fingerprint())}
     version_tags = {model: version_tags_of(model, fingerprints[model], tags, metrics[model]) for model in new}
-    descriptions = {model: version_description(model, candidate, alias, reason, metrics[model], data) for model in new}
     uris = {model: log_pyfunc(weights, dataset, model, weights.summary.get("mlflow_run_id")) for model, weights in new.items()}
-    created = register_and_promote(name, uris, version_tags, candidate, alias, reason, descriptions)
+
+    def describe(model: str, alias: str, reason: str) -> str:
+        return version_description(model, candidate, alias, reason, metrics[model], data)
+
+    created, alias, reason = register_and_promote(name, uris, version_tags, candidate, alias, reason, describe,
+                                                  champion.version)  # fmt: skip
     return RegistrationDecision(**decided, versions=created, version=created[candidate], alias=alias, reason=reason,
                                 bootstrap=stats)  # fmt: skip
 
