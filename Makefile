@@ -13,6 +13,15 @@ DASHBOARD_PORT ?= 8237
 # Every run config the project ships: `make stack` creates their MLflow experiments with their
 # artifacts under $(MLFLOW_DIR), whichever of them runs first and however it is started.
 RUN_CONFIGS := $(CONFIG) $(wildcard configs/*.yaml)
+# STACK=team: the team's servers (make team-stack); commands run as its clients, the credentials
+# in their environment only (team_stack exec).
+STACK ?= local
+TEAM := $(BIN)/python -m movielens_pipeline.integrations.team_stack
+ifeq ($(STACK),team)
+AS_CLIENT := $(TEAM) exec --
+else
+AS_CLIENT :=
+endif
 
 export ZENML_ANALYTICS_OPT_IN := false
 export ZENML_DEBUG := false
@@ -20,7 +29,8 @@ export ZENML_AUTO_OPEN_DASHBOARD := false
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test setup stack configs mlflow-ui mlflow-uri serve dashboard benchmark clean recommend tune k8s-stack
+.PHONY: run test test-team setup stack configs mlflow-ui mlflow-uri serve dashboard benchmark clean recommend tune k8s-stack \
+	team-stack team-stack-down team-stack-status
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,22 +44,40 @@ $(VENV)/.installed: requirements.txt
 setup: $(VENV)/.installed .zen stack
 
 stack: | $(VENV)/.installed .zen
+ifeq ($(STACK),team)
+	$(AS_CLIENT) $(BIN)/python -m movielens_pipeline.integrations.stack --team
+else
 	$(BIN)/python -m movielens_pipeline.integrations.stack --mlflow-dir $(MLFLOW_DIR) $(addprefix --config ,$(sort $(RUN_CONFIGS)))
+endif
 	$(BIN)/python -c "from movielens_pipeline.data.embedded import ensure_embedded_wheel; ensure_embedded_wheel()"
 
 run: setup
-	$(BIN)/python -m movielens_pipeline.integrations.run_pipeline --config $(CONFIG)
-	@$(BIN)/python -m movielens_pipeline.integrations.run_report
-	@echo "MLflow tracking URI: $(MLFLOW_URI)   (browse it with: make mlflow-ui)"
+	$(AS_CLIENT) $(BIN)/python -m movielens_pipeline.integrations.run_pipeline --config $(CONFIG)
+	@$(AS_CLIENT) $(BIN)/python -m movielens_pipeline.integrations.run_report
+	@$(AS_CLIENT) $(BIN)/python -c "import mlflow; print('MLflow tracking URI:', mlflow.get_tracking_uri() \
+		if '$(STACK)' == 'team' else '$(MLFLOW_URI)', '  (browse it with: make mlflow-ui STACK=$(STACK))')"
+
+# The team's stack on this machine (README, "For a team"): up (idempotent), down (data kept), status.
+team-stack: $(VENV)/.installed
+	$(TEAM) up
+team-stack-down: $(VENV)/.installed
+	$(TEAM) down
+team-stack-status: $(VENV)/.installed
+	$(TEAM) status
+
+# Tests of the team stack (real PostgreSQL, MariaDB, SeaweedFS, MLflow and ZenML servers), which
+# they start through `make team-stack`'s own code.
+test-team: $(VENV)/.installed
+	$(BIN)/python -m pytest -q tests/team
 
 # Every known user's top-10 from the champion: Parquet (a ZenML artifact) and the table
 # `recommendations` of $(MLFLOW_DIR)/recommendations.db.
 recommend: setup
-	$(BIN)/python -m movielens_pipeline.integrations.run_pipeline --config configs/recommend.yaml
+	$(AS_CLIENT) $(BIN)/python -m movielens_pipeline.integrations.run_pipeline --config configs/recommend.yaml
 
 # A hyper-parameter search (configs/tuning.yaml: the model, its search space, trials, budget).
 tune: setup
-	$(BIN)/python -m movielens_pipeline.integrations.run_pipeline --config configs/tuning.yaml
+	$(AS_CLIENT) $(BIN)/python -m movielens_pipeline.integrations.run_pipeline --config configs/tuning.yaml
 
 # Registers the Kubernetes stack on the ZenML server the client is logged in to (stacks/kubernetes.sh
 # says which variables it needs); runs with configs/kubernetes.yaml.
@@ -66,11 +94,20 @@ mlflow-uri:
 	@echo "$(MLFLOW_URI)"
 
 mlflow-ui: $(VENV)/.installed
+ifeq ($(STACK),team)
+	@echo "The team's MLflow UI is its tracking server: http://127.0.0.1:5050 (user movielens, password in .team/credentials.env)"
+else
 	$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_URI)" --host 127.0.0.1 --port 5000
+endif
 
 serve: $(VENV)/.installed
+ifeq ($(STACK),team)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(AS_CLIENT) $(BIN)/mlflow models serve -m "models:/$(MODEL)@champion" \
+		--env-manager local -h 127.0.0.1 -p $(PORT)
+else
 	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI="$(MLFLOW_URI)" $(BIN)/mlflow models serve -m "models:/$(MODEL)@champion" \
 		--env-manager local -h 127.0.0.1 -p $(PORT)
+endif
 
 # The ZenML dashboard needs ZenML's server extra, whose pins differ from the pipeline's: it gets
 # its own environment, at the pipeline's ZenML version, and serves the pipeline's store.

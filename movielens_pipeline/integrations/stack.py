@@ -121,8 +121,18 @@ def main() -> None:
     parser.add_argument("--config", type=Path, action="append", default=[])
     parser.add_argument("--dashboard-args", action="store_true", help="print the dashboard's store arguments")
     parser.add_argument("--delete-runs", action="store_true", help="delete this project's ZenML runs and artifacts")
+    parser.add_argument("--team", action="store_true", help="activate the team stack (run as a team client)")
     args = parser.parse_args()
     plain_output_unless_terminal()  # before zenml is imported
+    if args.team:
+        from zenml.client import Client
+
+        from movielens_pipeline.integrations.team_stack import STACK
+
+        Client().activate_stack(STACK)
+        print(f"ZenML stack '{STACK}' active on the team's ZenML server {Client().zen_store.url}; run commands as its "
+              "client: .venv/bin/python -m movielens_pipeline.integrations.team_stack exec -- <command>")
+        return
     if args.dashboard_args:
         print(dashboard_args())
         return
