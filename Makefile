@@ -85,7 +85,7 @@ k8s-stack: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" stacks/kubernetes.sh
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests --ignore=tests/team
 
 configs: $(VENV)/.installed
 	$(BIN)/python -m movielens_pipeline.integrations.run_configs

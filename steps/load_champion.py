@@ -2,7 +2,9 @@ from typing import Annotated
 
 from zenml import step
 
+from movielens_pipeline.integrations.lineage import pipeline_run_is_active
 from movielens_pipeline.integrations.materializers import RecordMaterializer
+from movielens_pipeline.integrations.preflight import check_services
 from movielens_pipeline.integrations.tracking import experiment_tracker_name
 from movielens_pipeline.serving import registry
 from movielens_pipeline.serving.records import ChampionRecord
@@ -15,6 +17,10 @@ def load_champion(registered_model_name: str) -> Annotated[ChampionRecord, "cham
     """The registry's current champion (version, architecture, lineage), checked to load, or a
     record that there is none. drift_report and register take it as an input, so each run's
     lineage shows what it compared against; a champion that cannot be loaded stops the run."""
+    check_services()
+    discarded = registry.discard_unfinished(registered_model_name, pipeline_run_is_active)
+    if discarded:
+        print(f"Registry: removed versions {discarded} of {registered_model_name} that a failed run left unfinished")
     champion = registry.current_champion(registered_model_name)
     if not champion.exists:
         print(f"Registry: {registered_model_name} has no champion yet")

@@ -109,9 +109,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="zenml_config.yaml")
     args = parser.parse_args()
-    from zenml.client import Client
+    from movielens_pipeline.integrations.preflight import ServiceUnavailable, check_services, check_zenml_server
 
-    pipeline = pipeline_for_config(args.config)
+    try:  # before anything trains: one line naming the service that is down and where
+        check_zenml_server()
+        from zenml.client import Client
+
+        pipeline = pipeline_for_config(args.config)
+        check_services()
+    except ServiceUnavailable as error:
+        print(f"Not started: {error}", file=sys.stderr)
+        return 1
     with exclusive_run_lock():
         for name in mark_abandoned_runs():
             print(f"Marked run {name} failed: {ABANDONED}")

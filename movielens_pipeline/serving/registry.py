@@ -261,7 +261,7 @@ def already_registered(name: str, weights: dict[str, str]) -> dict[str, str]:
     except mlflow.exceptions.MlflowException:
         return {}
     by_fingerprint = {}
-    for version in sorted(versions, key=lambda v: int(v.version)):
+    for version in sorted(_finished(versions), key=lambda v: int(v.version)):
         fingerprint = version.tags.get("weights_fingerprint")
         if fingerprint:
             by_fingerprint.setdefault(fingerprint, str(version.version))
@@ -296,8 +296,12 @@ def register_and_promote(
         aliases_before = {}
     created: dict[str, str] = {}
     try:
+        # Versions are "pending" until every one is written: readers skip them, and the next run
+        # removes those a run that died left behind (``discard_unfinished``).
         for model, uri in model_uris.items():
-            created[model] = str(mlflow.register_model(uri, name, tags=version_tags[model]).version)
+            created[model] = str(mlflow.register_model(uri, name, tags=version_tags[model] | PENDING).version)
+        for version in created.values():
+            client.delete_model_version_tag(name, version, REGISTRATION_TAG)
         with promotion_lock(name):
             if alias == "champion" and champion_before is not ANY_CHAMPION:
                 alias, reason = _still_the_champion(client, name, champion_before, reason)
@@ -312,6 +316,34 @@ def register_and_promote(
             client.delete_model_version(name, version)
         raise
     return created, alias, reason
+
+
+REGISTRATION_TAG = "registration"
+PENDING = {REGISTRATION_TAG: "pending"}
+
+
+def _finished(versions: list) -> list:
+    """The versions whose registration completed (a pending one may lack its siblings)."""
+    return [version for version in versions if version.tags.get(REGISTRATION_TAG) != "pending"]
+
+
+def discard_unfinished(name: str, still_running: Callable[[str], bool]) -> list[str]:
+    """Delete the pending versions of ``name`` that runs which are no longer running left behind
+    (``still_running(zenml_run_id)``), e.g. when the tracking server went down mid-registration.
+    Returns the versions deleted."""
+    client = mlflow.MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except mlflow.exceptions.MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        raise
+    deleted = []
+    for version in versions:
+        if version.tags.get(REGISTRATION_TAG) == "pending" and not still_running(version.tags.get("zenml_run_id", "")):
+            client.delete_model_version(name, version.version)
+            deleted.append(str(version.version))
+    return deleted
 
 
 def _still_the_champion(client, name: str, expected: str | None, reason: str) -> tuple[str, str]:
@@ -474,7 +506,7 @@ def previous_model(champion: ChampionRecord, architecture: str) -> RegisteredRec
         if error.error_code == "RESOURCE_DOES_NOT_EXIST":
             return None
         raise
-    same = [v for v in versions if v.tags.get("architecture") == architecture]
+    same = [v for v in _finished(versions) if v.tags.get("architecture") == architecture]
     if not same:
         return None
     newest = max(same, key=lambda v: int(v.version))
