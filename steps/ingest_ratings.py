@@ -15,7 +15,9 @@ TABLES = ("interactions", "items", "item_attributes")
 # carry a content hash, so the steps after it stay cached while the data is unchanged.
 @step(enable_cache=False, output_materializers={name: HashedDataFrameMaterializer for name in TABLES})
 def ingest_ratings(
-    source: SourceSpec = EmbeddedSource(),
+    # kind set explicitly: ZenML stores a default with its unset fields left out, and the union
+    # needs `kind` to tell the sources apart when a config does not name one.
+    source: SourceSpec = EmbeddedSource(kind="embedded"),
     drops_dir: Optional[str] = None,
     until_timestamp: Optional[int] = None,
 ) -> Tuple[

@@ -26,6 +26,8 @@ def test_a_model_added_by_its_own_files_is_trained_evaluated_registered_and_serv
     from test_serving import invoke, scoring_server
 
     config = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
+    # Cached data steps: a fresh dataset artifact would become the one later cached runs build on.
+    config.pop("enable_cache")
     config["settings"]["experiment_tracker.mlflow"]["experiment_name"] = "movielens-toy"
     config["parameters"] |= {"registered_model_name": "movielens-toy", "models": ["toy_mlp", "lrml"]}
     ensure_experiments(MLFLOW_DIR, ["movielens-toy"])

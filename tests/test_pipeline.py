@@ -112,6 +112,10 @@ def test_a_model_from_the_cache_registers_whatever_experiment_trained_it(smoke_r
     assert run.steps["s3rec_finetune"].status == ExecutionStatus.COMPLETED
     decision = run.steps["register"].outputs["registration"][0].load()
     lrml = mlflow_client.get_model_version("movielens-smoke-elsewhere", decision.versions["lrml"])
-    first_experiment = mlflow_client.get_experiment_by_name("movielens-smoke").experiment_id
-    assert mlflow_client.get_run(lrml.run_id).info.experiment_id == first_experiment
+    # The cached LRML was trained by an earlier run (the smoke run, or another test's on the same
+    # data): its version's source run is that training run, in that run's experiment.
+    elsewhere = mlflow_client.get_experiment_by_name("movielens-smoke-elsewhere").experiment_id
+    trained_in = mlflow_client.get_run(lrml.run_id)
+    assert trained_in.info.experiment_id != elsewhere
+    assert trained_in.data.tags["model"] == "lrml" and "lrml_best_valid_ndcg_at_10" in trained_in.data.metrics
     assert set(decision.versions) == {"s3rec", "lrml"}

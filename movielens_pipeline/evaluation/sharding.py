@@ -5,7 +5,7 @@ negatives drawn once for all of them (``protocols.evaluation_users``), so the me
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from movielens_pipeline import families
 from movielens_pipeline.data.dataset import SequenceDataset
@@ -21,8 +21,6 @@ class EvaluationJob:
     ease_l2: float
     ease_memory_mb: float
     device: str = "cpu"
-    with_baselines: bool = True
-    history_free: list[str] = field(default_factory=list)
 
 
 def score_fns(job: EvaluationJob, dataset: SequenceDataset) -> tuple[dict, dict, dict, list[str]]:
@@ -30,10 +28,8 @@ def score_fns(job: EvaluationJob, dataset: SequenceDataset) -> tuple[dict, dict,
     of the models that ignore histories."""
     recommenders = {m.summary["name"]: families.load_recommender(m, job.device) for m in job.trained}
     fns = {name: recommender.score_fn for name, recommender in recommenders.items()}
-    notes, params = {}, {}
-    if job.with_baselines:
-        baseline_fns, notes, params = baselines.baseline_score_fns(dataset, job.ease_l2, job.ease_memory_mb)
-        fns |= baseline_fns
+    baseline_fns, notes, params = baselines.baseline_score_fns(dataset, job.ease_l2, job.ease_memory_mb)
+    fns |= baseline_fns
     history_free = [name for name, recommender in recommenders.items() if not recommender.uses_history]
     return fns, notes, params, history_free
 
