@@ -19,6 +19,7 @@ from movielens_pipeline.data.build import BuildConfig, build_sequence_dataset
 from movielens_pipeline.data.dataset import SequenceDataset
 from movielens_pipeline.data.embedded import load_embedded_ml100k
 from movielens_pipeline.data.sources import load_source
+from movielens_pipeline.evaluation.baselines import ease_score_fn, fit_ease, popularity_score_fn
 from movielens_pipeline.evaluation.metrics import full_ranking, metrics_from_ranks
 from movielens_pipeline.evaluation.protocols import PROTOCOLS, evaluate_models
 from movielens_pipeline.training.runtime import pick_device
@@ -147,3 +148,23 @@ def run_or_load(store: Store, key: str, make):
     store.put(key, figures, ranks)
     logging.info("%s: test NDCG@10 %.4f (sampled %.4f)", key, figures["ndcg_at_10"], figures["sampled_ndcg_at_10"])
     return figures, ranks
+
+
+EASE_L2_GRID = (10.0, 30.0, 100.0, 300.0, 1000.0)
+
+
+def baselines(store: Store, dataset: SequenceDataset) -> dict[str, dict]:
+    """Popularity and EASE (its one parameter, L2, chosen on validation NDCG@10 like every trained
+    model's epochs): their test figures, stored once per dataset."""
+
+    def ease():
+        grid = {l2: evaluate_both_protocols("ease", ease_score_fn(fit_ease(dataset, l2)), dataset)
+                for l2 in EASE_L2_GRID}  # fmt: skip
+        best = max(grid, key=lambda l2: grid[l2][0]["valid_ndcg_at_10"])
+        figures, ranks = grid[best]
+        return figures | {"l2": best, "valid_ndcg_by_l2": {str(k): v[0]["valid_ndcg_at_10"]
+                                                             for k, v in grid.items()}}, ranks  # fmt: skip
+
+    popularity = run_or_load(store, "popularity",
+                             lambda: evaluate_both_protocols("popularity", popularity_score_fn(dataset), dataset))
+    return {"popularity": popularity[0], "ease": run_or_load(store, "ease", ease)[0]}

@@ -8,7 +8,7 @@ loss at its best epoch and the norms the collapse shows in (memory slots, relati
 kept in ``--work`` and reused.
 
 Run: .venv/bin/python benchmarks/lrml_tuning.py --datasets ml-100k LastFM Toys_and_Games --seeds 42
-     [--settings default memory_clip ...]   (writes benchmarks/results/lrml_tuning.json)
+     [--settings unbounded_memory memory_clip ...]   (writes benchmarks/results/lrml_tuning.json)
 """
 
 from __future__ import annotations
@@ -21,18 +21,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
-from movielens_pipeline.evaluation.baselines import popularity_score_fn  # noqa: E402
 from movielens_pipeline.families import load_recommender, trained_module  # noqa: E402
 from movielens_pipeline.training.pairwise import (  # noqa: E402
     BPRTrainConfig,
     LRMLHyperparameters,
     LRMLTrainConfig,
+    is_sparse,
     train_bpr,
     train_lrml,
 )
@@ -40,19 +37,26 @@ from movielens_pipeline.training.pairwise import (  # noqa: E402
 RESULTS = common.RESULTS_DIR / "lrml_tuning.json"
 DEFAULT_WORK = Path(__file__).resolve().parents[1] / ".cache" / "lrml_tuning"
 
-# name -> (model overrides, training overrides), applied over LRML's defaults.
+# name -> (model overrides, training overrides), applied over the authors' choices (memory slots
+# unbounded, uniform negatives) and LRML's other defaults. The default run's rule (``auto``)
+# picks "unbounded_memory" on dense data and "memory_clip+popularity_negatives" on sparse data.
+AUTHORS_BASE = ({"memory_clip_norm": None}, {"negative_sampling": "uniform"})
 SETTINGS: dict[str, tuple[dict, dict]] = {
-    "default": ({}, {}),
+    "unbounded_memory": ({}, {}),
     "memory_clip": ({"memory_clip_norm": 1.0}, {}),
     "popularity_negatives": ({}, {"negative_sampling": "popularity"}),
     "memory_clip+popularity_negatives": ({"memory_clip_norm": 1.0}, {"negative_sampling": "popularity"}),
     "memory_clip+popularity_negatives+margin_0.5": ({"memory_clip_norm": 1.0, "margin": 0.5},
                                                     {"negative_sampling": "popularity"}),
+    "memory_clip_2+popularity_negatives": ({"memory_clip_norm": 2.0}, {"negative_sampling": "popularity"}),
+    "memory_clip+popularity_negatives+lr_0.1": ({"memory_clip_norm": 1.0},
+                                                {"negative_sampling": "popularity", "lr": 0.1}),
     "shared_relation": ({"relation_for_negative": "shared"}, {}),
     "l1": ({"distance": "l1"}, {}),
     "adam_1e-3": ({}, {"optimizer": "adam", "lr": 1e-3}),
 }
 BPR = "bpr"  # BPR-MF with its own defaults and the same budget
+DEFAULT_EPOCHS = 40
 
 
 def load(name: str, data_dir: Path):
@@ -68,16 +72,16 @@ def relation_norms(trained) -> dict[str, float]:
     return {"slot_norm_mean": float(slots.mean()), "slot_norm_max": float(slots.max())}
 
 
-def run(store: common.Store, dataset, setting: str, seed: int, validation_users: int):
+def run(store: common.Store, dataset, setting: str, seed: int, validation_users: int, epochs: int):
     def make():
-        budget = {"seed": seed, "validation_users": validation_users}
+        budget = {"seed": seed, "validation_users": validation_users, "epochs": epochs}
         if setting == BPR:
             trained, wall = common.timed(train_bpr, dataset, None, BPRTrainConfig(**budget))
             extra = {}
         else:
             model_overrides, train_overrides = SETTINGS[setting]
-            trained, wall = common.timed(train_lrml, dataset, LRMLHyperparameters(**model_overrides),
-                                         LRMLTrainConfig(**budget | train_overrides))  # fmt: skip
+            trained, wall = common.timed(train_lrml, dataset, LRMLHyperparameters(**AUTHORS_BASE[0] | model_overrides),
+                                         LRMLTrainConfig(**budget | AUTHORS_BASE[1] | train_overrides))  # fmt: skip
             extra = relation_norms(trained)
         figures, ranks = common.evaluate_both_protocols(setting, load_recommender(trained).score_fn, dataset,
                                                         history_free=True)  # fmt: skip
@@ -88,7 +92,8 @@ def run(store: common.Store, dataset, setting: str, seed: int, validation_users:
             "first_loss": trained.history[0]["loss"],
         }, ranks  # fmt: skip
 
-    return common.run_or_load(store, f"{setting}-seed{seed}", make)
+    budget = "" if epochs == DEFAULT_EPOCHS else f"-epochs{epochs}"
+    return common.run_or_load(store, f"{setting}-seed{seed}{budget}", make)
 
 
 def main() -> None:
@@ -99,6 +104,8 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=[*SETTINGS, BPR], choices=[*SETTINGS, BPR])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42])
     parser.add_argument("--validation-users", type=int, default=10_000)
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS,
+                        help="every run's budget, BPR-MF's too (each stops earlier on its patience)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     started = time.perf_counter()
@@ -106,20 +113,25 @@ def main() -> None:
     for name in args.datasets:
         dataset = load(name, args.data_dir)
         store = common.Store(args.work / name)
-        popularity = common.run_or_load(store, "popularity", lambda: common.evaluate_both_protocols(
-            "popularity", popularity_score_fn(dataset), dataset))[0]  # fmt: skip
+        references = common.baselines(store, dataset)
+        popularity, ease = references["popularity"], references["ease"]
         rows = {}
+        budget = "" if args.epochs == DEFAULT_EPOCHS else f" ({args.epochs} epochs)"
         for setting in args.settings:
-            runs = [run(store, dataset, setting, seed, args.validation_users)[0] for seed in args.seeds]
-            rows[setting] = {key: statistics.fmean(r[key] for r in runs) for key in runs[0]
-                             if isinstance(runs[0][key], (int, float))} | {"seeds": len(runs)}  # fmt: skip
-        report["datasets"][name] = report["datasets"].get(name, {}) | {"popularity": popularity, "runs": rows}
-        print(f"\n{name}: mean over seeds {args.seeds}; popularity test NDCG@10 {popularity['ndcg_at_10']:.4f}")
-        print(f"{'setting':<46}{'valid':>8}{'test':>8}{'x pop':>7}{'loss':>8}{'slots':>7}{'epoch':>6}{'s':>7}")
+            runs = [run(store, dataset, setting, seed, args.validation_users, args.epochs)[0] for seed in args.seeds]
+            rows[setting + budget] = {key: statistics.fmean(r[key] for r in runs) for key in runs[0]
+                                      if isinstance(runs[0][key], (int, float))} | {"seeds": len(runs)}  # fmt: skip
+        earlier = report["datasets"].get(name, {})
+        report["datasets"][name] = earlier | references | {"runs": earlier.get("runs", {}) | rows,
+                                                           "sparse": is_sparse(dataset)}  # fmt: skip
+        print(f"\n{name}: mean over seeds {args.seeds}; test NDCG@10 popularity {popularity['ndcg_at_10']:.4f}, "
+              f"EASE {ease['ndcg_at_10']:.4f}; the default rule sees {'sparse' if is_sparse(dataset) else 'dense'} data")
+        print(f"{'setting':<46}{'valid':>8}{'test':>8}{'x pop':>7}{'/EASE':>7}{'loss':>8}{'slots':>7}{'epoch':>6}{'s':>7}")
         for setting, f in rows.items():
             print(f"{setting:<46}{f['best_valid_ndcg_at_10']:>8.4f}{f['ndcg_at_10']:>8.4f}"
-                  f"{f['ndcg_at_10'] / popularity['ndcg_at_10']:>7.2f}{f['loss_at_best']:>8.4f}"
-                  f"{f.get('slot_norm_mean', float('nan')):>7.2f}{f['best_epoch']:>6.0f}{f['train_seconds']:>7.0f}")
+                  f"{f['ndcg_at_10'] / popularity['ndcg_at_10']:>7.2f}{f['ndcg_at_10'] / ease['ndcg_at_10']:>7.2f}"
+                  f"{f['loss_at_best']:>8.4f}{f.get('slot_norm_mean', float('nan')):>7.2f}{f['best_epoch']:>6.0f}"
+                  f"{f['train_seconds']:>7.0f}", flush=True)
     report |= {"protocol": common.PROTOCOL, "settings": {k: list(v) for k, v in SETTINGS.items()}}
     common.write_report(report | common.environment(started), RESULTS)
 

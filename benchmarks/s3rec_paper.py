@@ -45,7 +45,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import common  # noqa: E402
 from models.s3rec import S3Rec  # noqa: E402
 from movielens_pipeline.data.dataset import SequenceDataset  # noqa: E402
-from movielens_pipeline.evaluation.baselines import ease_score_fn, fit_ease, popularity_score_fn  # noqa: E402
 from movielens_pipeline.evaluation.protocols import PROTOCOLS, paired_bootstrap  # noqa: E402
 from movielens_pipeline.families import load_recommender  # noqa: E402
 from movielens_pipeline.training.official_checkpoint import load_official_checkpoint  # noqa: E402
@@ -68,7 +67,6 @@ PUBLISHED = {
         "full": {"sasrec": (0.0374, 0.0675), "s3rec": (0.0376, 0.0700), "best later work (ICSRec)": (0.0657, None)},
     },
 }
-EASE_L2_GRID = (10.0, 30.0, 100.0, 300.0, 1000.0)
 
 SETTINGS = {
     "paper": FinetuneConfig(loss="bce", batch_size=256, lr=1e-3, rows="last", validation_metric="sampled_mrr",
@@ -121,21 +119,7 @@ def s3rec_runs(store: common.Store, dataset: SequenceDataset, name: str, seed: i
 
 def baseline_runs(store: common.Store, dataset: SequenceDataset, seeds: list[int], parts: list[str]) -> None:
     if "baselines" in parts:
-        common.run_or_load(store, "popularity",
-                           lambda: common.evaluate_both_protocols("popularity", popularity_score_fn(dataset), dataset))
-
-        def ease():
-            # EASE's one parameter, chosen on validation NDCG@10 like every trained model's epochs.
-            grid = {}
-            for l2 in EASE_L2_GRID:
-                figures, ranks = common.evaluate_both_protocols("ease", ease_score_fn(fit_ease(dataset, l2)), dataset)
-                grid[l2] = (figures, ranks)
-            best = max(grid, key=lambda l2: grid[l2][0]["valid_ndcg_at_10"])
-            figures, ranks = grid[best]
-            return figures | {"l2": best, "valid_ndcg_by_l2": {str(k): v[0]["valid_ndcg_at_10"]
-                                                                 for k, v in grid.items()}}, ranks  # fmt: skip
-
-        common.run_or_load(store, "ease", ease)
+        common.baselines(store, dataset)
     trainers = {"lrml": (train_lrml, LRMLTrainConfig), "bpr": (train_bpr, BPRTrainConfig)}
     for model in ("lrml", "bpr"):
         if model not in parts:

@@ -3,9 +3,10 @@
     .venv/bin/python benchmarks/scale.py --sizes 1000000 4000000 16000000 32000000
 
 For each size: generate the data (ml-32m layout), then ingest, validate, build, evaluate each
-model (both protocols, both splits, all users), register, and answer a 1,000-row serving
+model (both protocols, both splits, all users), register, answer a 1,000-row serving
 request (median of 15; the same request through the full [rows, items] score matrix is timed
-beside it as a reference). Every stage runs in a fresh process that reads its inputs from disk, so its peak RSS
+beside it as a reference), and write every user's top-10 as the batch-inference pipeline does
+(``--stages batch``, after ``serve``: the served model's Parquet parts, rows/s). Every stage runs in a fresh process that reads its inputs from disk, so its peak RSS
 is its own (inputs included). Trained weights do not change these costs, so S3Rec and LRML are
 evaluated and served untrained. Results: benchmarks/results/scale.json and scale.png (log-log).
 """
@@ -169,6 +170,24 @@ def stage_register_and_serve(work: Path) -> dict:
             "serve_1000_rows_full_score_matrix_seconds_median": full_matrix}  # fmt: skip
 
 
+def stage_batch(work: Path) -> dict:
+    """Every known user's top-10 through the model ``serve`` registered, as batch inference writes it."""
+    import shutil
+
+    import mlflow
+
+    from movielens_pipeline.serving.batch import known_user_ids, write_recommendations
+
+    model = mlflow.pyfunc.load_model(str(work / "served"))
+    users = known_user_ids(model)
+    shutil.rmtree(work / "batch", ignore_errors=True)
+    started = time.perf_counter()
+    summary = write_recommendations(model, users, 10, work / "batch")
+    seconds = time.perf_counter() - started
+    return {"users": summary.users, "rows": summary.rows, "parts": summary.parts,
+            "rows_per_second": summary.rows / seconds, "write_seconds": seconds}  # fmt: skip
+
+
 def _run(stage, *args) -> dict:
     started = time.perf_counter()
     result = stage(*args)
@@ -215,7 +234,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 4_000_000])
     parser.add_argument("--models", nargs="+", default=["popularity", "ease", "lrml", "s3rec"])
     parser.add_argument("--stages", nargs="+", default=["data", "evaluate", "serve"],
-                        help="data (generate, ingest, validate, build), evaluate, serve")  # fmt: skip
+                        help="data (generate, ingest, validate, build), evaluate, serve, batch")  # fmt: skip
     parser.add_argument("--work", type=Path, help="keep each size's files under WORK/SIZE and reuse them")
     parser.add_argument("--max-users", nargs="*", default=[], metavar="MODEL=N",
                         help="rank a seeded sample of N users for MODEL (its cost is then projected to all users)")
@@ -239,6 +258,8 @@ def main() -> None:
                                                        in_fresh_process(stage_evaluate, work, model, max_users.get(model)))
             if "serve" in args.stages:
                 row["register + serve"] = _report(size, "register + serve", in_fresh_process(stage_register_and_serve, work))
+            if "batch" in args.stages:
+                row["batch top-10"] = _report(size, "batch top-10", in_fresh_process(stage_batch, work))
         results[str(size)] = results.get(str(size), {}) | row
         common.write_report({"sizes": results} | common.environment(started), RESULTS)
     chart(results)

@@ -209,6 +209,38 @@ def test_lrml_learns_planted_clusters_far_better_than_popularity():
     assert lrml_ndcg > popularity_ndcg + 0.2, (lrml_ndcg, popularity_ndcg)
 
 
+def test_in_a_small_space_lrml_finds_many_taste_clusters_that_bpr_mf_cannot_rank():
+    """24 clusters, 2 dimensions for both models. A translation p + r lands a user anywhere in the
+    space, so each cluster's items can sit nearest to their users; a dot product ranks first only
+    the items at the edge of the catalogue's point cloud for the user's direction, so most
+    clusters cannot be put on top for their own users, however long BPR-MF trains."""
+    from movielens_pipeline.training.pairwise import BPRHyperparameters, BPRTrainConfig, train_bpr
+
+    dataset = planted_dataset(num_clusters=24, users_per_cluster=20, items_per_cluster=10, off_cluster_share=0.05)
+    budget = dict(epochs=30, batch_size=256, seed=0, patience=30)
+    lrml = train_lrml(dataset, LRMLHyperparameters(dim=2, memory_slots=4), LRMLTrainConfig(**budget))
+    bpr = train_bpr(dataset, BPRHyperparameters(dim=2), BPRTrainConfig(**budget))
+    lrml_ndcg = ndcg_on_test_split(user_score_fn(trained_module(lrml)), dataset)
+    bpr_ndcg = ndcg_on_test_split(user_score_fn(trained_module(bpr)), dataset)
+    assert lrml_ndcg > 0.6 and lrml_ndcg > bpr_ndcg + 0.3, (lrml_ndcg, bpr_ndcg)
+
+
+def test_auto_settings_bound_the_memory_and_draw_popular_negatives_on_sparse_data_only():
+    from movielens_pipeline.training.pairwise import SPARSE_INTERACTIONS_PER_ITEM, lrml_config
+
+    sparse = planted_dataset()  # 8 training interactions for each of 240 users over 128 items
+    dense = planted_dataset(num_clusters=2, users_per_cluster=200, items_per_cluster=10)
+    for dataset, clip, negatives in ((sparse, 1.0, "popularity"), (dense, None, "uniform")):
+        per_item = len(dataset.train_sequences().flat()[1]) / dataset.num_items
+        assert (per_item < SPARSE_INTERACTIONS_PER_ITEM) == (clip is not None), per_item
+        assert lrml_config(dataset).memory_clip_norm == clip
+        assert LRMLTrainConfig().for_data(dataset).negative_sampling == negatives
+        assert trained_module(train_lrml(dataset, cfg=FAST.model_copy(update={"epochs": 1}))).config.memory_clip_norm == clip
+    # Set explicitly, a setting is kept whatever the data.
+    assert lrml_config(sparse, LRMLHyperparameters(memory_clip_norm=None)).memory_clip_norm is None
+    assert LRMLTrainConfig(negative_sampling="uniform").for_data(sparse).negative_sampling == "uniform"
+
+
 def test_one_scoring_pass_for_both_splits_gives_the_same_evaluation(monkeypatch):
     from movielens_pipeline.evaluation import metrics, protocols
 
