@@ -67,7 +67,7 @@ team-stack-status: $(VENV)/.installed
 
 # Tests of the team stack (real PostgreSQL, MariaDB, SeaweedFS, MLflow and ZenML servers), which
 # they start through `make team-stack`'s own code.
-test-team: $(VENV)/.installed
+test-team: $(VENV)/.installed .zen
 	$(BIN)/python -m pytest -q tests/team
 
 # Every known user's top-10 from the champion: Parquet (a ZenML artifact) and the table
