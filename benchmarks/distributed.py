@@ -18,24 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
-from benchmarks.scale import _open_in, _run, _untrained  # noqa: E402
+from benchmarks.scale import _open_in, _untrained, in_fresh_process  # noqa: E402
 
 RESULTS = common.RESULTS_DIR / "distributed.json"
 
-
-def in_fresh_process(stage, *args) -> dict:
-    """``stage`` in a new process that may start workers of its own (a Pool's may not: daemonic)."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_run, stage, *args).result()
 
 
 def stage_train(work: Path, processes: int, minutes: float) -> dict:

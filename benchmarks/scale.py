@@ -20,6 +20,7 @@ import resource
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -195,8 +196,9 @@ def _run(stage, *args) -> dict:
 
 
 def in_fresh_process(stage, *args) -> dict:
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_run, (stage, *args))
+    """``stage`` in a new process, which may start workers of its own (a Pool's, daemonic, may not)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_run, stage, *args).result()
 
 
 def chart(results: dict) -> None:
