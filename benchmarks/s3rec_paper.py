@@ -24,6 +24,7 @@ variant with the one without pretraining per user (NDCG@10 averaged over the see
 bootstrap.
 
 Run: .venv/bin/python benchmarks/s3rec_paper.py --datasets LastFM --seeds 42 1 2 [--settings paper project]
+     [--variants none pretrained official]  (``official`` needs --official-checkpoints)
 (writes benchmarks/results/s3rec_paper.json and s3rec_paper.png)
 """
 
@@ -100,6 +101,8 @@ def s3rec_runs(store: common.Store, dataset: SequenceDataset, name: str, seed: i
         starts["official"] = lambda: load_official_checkpoint(checkpoint, dataset, S3Rec(model_config))
     for setting in args.settings:
         for variant, start in starts.items():
+            if variant not in args.variants:
+                continue
             key = f"s3rec-{setting}-{variant}" + (f"-{args.pretrain_rows}{args.pretrain_epochs}"
                                                   if variant == "pretrained" else "") + f"-seed{seed}"  # fmt: skip
 
@@ -222,6 +225,9 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--parts", nargs="+", default=["s3rec", "baselines", "lrml", "bpr"],
                         choices=["s3rec", "baselines", "lrml", "bpr"])
+    parser.add_argument("--variants", nargs="+", default=["none", "pretrained", "official"],
+                        choices=["none", "pretrained", "official"],
+                        help="where finetuning starts: from scratch, this seed's own pretraining, the authors' checkpoint")
     parser.add_argument("--pretrain-epochs", type=int, default=150)
     parser.add_argument("--pretrain-rows", default="prefixes", choices=["prefixes", "last", "windows"])
     parser.add_argument("--official-checkpoints", type=Path, default=None,
