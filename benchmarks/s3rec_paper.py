@@ -139,30 +139,30 @@ def baseline_runs(store: common.Store, dataset: SequenceDataset, seeds: list[int
 
 
 def summarise(store: common.Store, dataset: SequenceDataset) -> dict:
-    """Mean figures over seeds per model, and each pretrained variant against no pretraining."""
-    groups: dict[str, list] = {}
+    """Mean figures over seeds per model, and each pretrained variant against no pretraining over
+    the seeds both have."""
+    groups: dict[str, dict[str, tuple]] = {}
     for meta in sorted(store.folder.glob("*.json")):
-        key = meta.stem
-        base = key.rsplit("-seed", 1)[0]
-        groups.setdefault(base, []).append(store.get(key))
+        base, _, seed = meta.stem.partition("-seed")
+        groups.setdefault(base, {})[seed] = store.get(meta.stem)
     models = {}
-    for base, runs in groups.items():
-        figures = [f for f, _ in runs]
+    for base, by_seed in groups.items():
+        figures = [f for f, _ in by_seed.values()]
         numeric = [k for k, v in figures[0].items() if isinstance(v, (int, float))]
-        models[base] = {"seeds": len(runs)} | {k: statistics.fmean(f[k] for f in figures) for k in numeric} | {
+        models[base] = {"seeds": len(figures)} | {k: statistics.fmean(f[k] for f in figures) for k in numeric} | {
             f"{k}_per_seed": [f[k] for f in figures] for k in ("ndcg_at_10", "sampled_ndcg_at_10")}
     comparisons = {}
-    for base, runs in groups.items():
+    for base, by_seed in groups.items():
         if not base.startswith("s3rec-") or "-none" in base:
             continue
-        setting = base.split("-")[1]
-        reference = groups.get(f"s3rec-{setting}-none")
-        if not reference:
+        reference = groups.get(f"s3rec-{base.split('-')[1]}-none", {})
+        seeds = sorted(by_seed.keys() & reference.keys())
+        if not seeds:
             continue
-        comparisons[base] = {}
+        comparisons[base] = {"seeds": seeds}
         for protocol in PROTOCOLS:
-            treated = _per_user_ndcg_mean(runs, f"test_{protocol}")
-            control = _per_user_ndcg_mean(reference, f"test_{protocol}")
+            treated = _per_user_ndcg_mean([by_seed[s] for s in seeds], f"test_{protocol}")
+            control = _per_user_ndcg_mean([reference[s] for s in seeds], f"test_{protocol}")
             comparisons[base][protocol] = paired_bootstrap(treated, control)
     return {"dataset": dataset.stats, "models": models, "pretrained_minus_none": comparisons}
 
@@ -188,9 +188,10 @@ def print_table(name: str, summary: dict) -> None:
             label = f"published {model} ({protocol})"
             print(f"{label:<50}" + ("" if protocol == "full" else " " * 27) + f"{hit or float('nan'):>9.4f}{ndcg:>9.4f}")
     for model, comparison in summary["pretrained_minus_none"].items():
-        for protocol, c in comparison.items():
-            print(f"{model} - none ({protocol} NDCG@10): {c['mean_difference']:+.4f} "
-                  f"(95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f})")  # fmt: skip
+        for protocol in PROTOCOLS:
+            c = comparison[protocol]
+            print(f"{model} - none ({protocol} NDCG@10, seeds {', '.join(comparison['seeds'])}): "
+                  f"{c['mean_difference']:+.4f} (95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f})")  # fmt: skip
 
 
 def plot(summaries: dict[str, dict], path: Path) -> None:
