@@ -30,7 +30,6 @@ from benchmarks.scale import _open_in, _untrained, in_fresh_process  # noqa: E40
 RESULTS = common.RESULTS_DIR / "distributed.json"
 
 
-
 def stage_train(work: Path, processes: int, minutes: float) -> dict:
     import torch
 

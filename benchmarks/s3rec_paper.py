@@ -76,6 +76,10 @@ SETTINGS = {
 }
 
 
+# Where finetuning starts: from scratch, this seed's own pretraining, the authors' checkpoint.
+VARIANTS = ("none", "pretrained", "official")
+
+
 def paper_pretraining(epochs: int, rows: str, seed: int) -> PretrainConfig:
     return PretrainConfig(epochs=epochs, batch_size=100, lr=1e-3, mask_prob=0.2, aap_weight=0.2, mip_weight=1.0,
                           map_weight=1.0, sp_weight=0.5, rows=rows, seed=seed)  # fmt: skip
@@ -226,9 +230,7 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--parts", nargs="+", default=["s3rec", "baselines", "lrml", "bpr"],
                         choices=["s3rec", "baselines", "lrml", "bpr"])
-    parser.add_argument("--variants", nargs="+", default=["none", "pretrained", "official"],
-                        choices=["none", "pretrained", "official"],
-                        help="where finetuning starts: from scratch, this seed's own pretraining, the authors' checkpoint")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--pretrain-epochs", type=int, default=150)
     parser.add_argument("--pretrain-rows", default="prefixes", choices=["prefixes", "last", "windows"])
     parser.add_argument("--official-checkpoints", type=Path, default=None,
