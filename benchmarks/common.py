@@ -6,6 +6,7 @@ Imported by the scripts in this folder (which put the repository root on ``sys.p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import platform
@@ -90,6 +91,25 @@ def load_sequence_files(data_dir: Path, name: str) -> SequenceDataset:
     """One of the S3Rec authors' datasets (``<name>.txt`` and its attributes), built as the pipeline builds it."""
     raw = load_source({"kind": "sequences", "path": str(data_dir), "name": name})
     return build_sequence_dataset(raw.interactions, raw.items, raw.item_attributes, BuildConfig())
+
+
+def keep_users(dataset: SequenceDataset, fraction: float, seed: int = 0) -> SequenceDataset:
+    """A seeded share of the users with their whole sequences; items and attributes unchanged."""
+    lengths = np.diff(dataset.offsets)
+    kept = np.sort(np.random.default_rng(seed).choice(dataset.num_users, max(1, round(fraction * dataset.num_users)),
+                                                      replace=False))  # fmt: skip
+    interactions = np.isin(np.repeat(np.arange(dataset.num_users), lengths), kept)
+    user_map = dataset.user_map.iloc[kept].assign(user_idx=np.arange(1, len(kept) + 1)).reset_index(drop=True)
+    stats = dataset.stats | {"num_users": len(kept), "num_interactions": int(interactions.sum()),
+                             "sequence_length_mean": float(lengths[kept].mean()),
+                             "sequence_length_median": float(np.median(lengths[kept])),
+                             "sequence_length_max": int(lengths[kept].max()), "user_fraction": fraction,
+                             "density": float(interactions.sum() / (len(kept) * dataset.num_items))}  # fmt: skip
+    kept_dataset = dataclasses.replace(dataset, user_map=user_map, items=dataset.items[interactions],
+                                       timestamps=dataset.timestamps[interactions],
+                                       offsets=np.append(0, np.cumsum(lengths[kept])).astype(np.int64), stats=stats)
+    kept_dataset.stats["data_fingerprint"] = kept_dataset.fingerprint()
+    return kept_dataset
 
 
 def paper_figures(ranks: dict[str, np.ndarray]) -> dict[str, float]:

@@ -76,8 +76,9 @@ SETTINGS = {
 }
 
 
-# Where finetuning starts: from scratch, this seed's own pretraining, the authors' checkpoint.
-VARIANTS = ("none", "pretrained", "official")
+# Where finetuning starts: from scratch, this seed's own pretraining with the paper's settings,
+# this seed's pretraining with the pipeline's defaults (``PretrainConfig()``), the authors' checkpoint.
+VARIANTS = ("none", "pretrained", "default_pretraining", "official")
 
 
 def paper_pretraining(epochs: int, rows: str, seed: int) -> PretrainConfig:
@@ -85,12 +86,11 @@ def paper_pretraining(epochs: int, rows: str, seed: int) -> PretrainConfig:
                           map_weight=1.0, sp_weight=0.5, rows=rows, seed=seed)  # fmt: skip
 
 
-def pretrained_weights(store: common.Store, dataset, seed: int, args):
+def pretrained_weights(store: common.Store, dataset, seed: int, cfg: PretrainConfig, name: str):
     """This seed's pretraining (trained once, kept in the store for every setting)."""
-    folder = store.folder / f"pretrained-{args.pretrain_rows}-{args.pretrain_epochs}-seed{seed}"
+    folder = store.folder / f"{name}-seed{seed}"
     if (folder / "model.json").exists():
         return load_trained_model(folder)
-    cfg = paper_pretraining(args.pretrain_epochs, args.pretrain_rows, seed)
     trained, wall = common.timed(pretrain, dataset, s3rec_config(dataset), cfg)
     trained.summary["wall_seconds"] = wall
     save_trained_model(trained, folder)
@@ -99,7 +99,14 @@ def pretrained_weights(store: common.Store, dataset, seed: int, args):
 
 def s3rec_runs(store: common.Store, dataset: SequenceDataset, name: str, seed: int, args) -> None:
     model_config = s3rec_config(dataset)
-    starts = {"none": lambda: None, "pretrained": lambda: pretrained_weights(store, dataset, seed, args)}
+    paper = paper_pretraining(args.pretrain_epochs, args.pretrain_rows, seed)
+    starts = {
+        "none": lambda: None,
+        "pretrained": lambda: pretrained_weights(
+            store, dataset, seed, paper, f"pretrained-{args.pretrain_rows}-{args.pretrain_epochs}"),
+        "default_pretraining": lambda: pretrained_weights(
+            store, dataset, seed, PretrainConfig(seed=seed), "default-pretraining"),
+    }  # fmt: skip
     checkpoint = args.official_checkpoints / f"{name}-epochs-150.pt" if args.official_checkpoints else None
     if checkpoint is not None and checkpoint.exists():
         starts["official"] = lambda: load_official_checkpoint(checkpoint, dataset, S3Rec(model_config))
@@ -145,6 +152,7 @@ def baseline_runs(store: common.Store, dataset: SequenceDataset, seeds: list[int
 def summarise(store: common.Store, dataset: SequenceDataset) -> dict:
     """Mean figures over seeds per model, and each pretrained variant against no pretraining over
     the seeds both have."""
+    history = np.diff(dataset.offsets) - 1
     groups: dict[str, dict[str, tuple]] = {}
     for meta in sorted(store.folder.glob("*.json")):
         base, _, seed = meta.stem.partition("-seed")
@@ -168,7 +176,25 @@ def summarise(store: common.Store, dataset: SequenceDataset) -> dict:
             treated = _per_user_ndcg_mean([by_seed[s] for s in seeds], f"test_{protocol}")
             control = _per_user_ndcg_mean([reference[s] for s in seeds], f"test_{protocol}")
             comparisons[base][protocol] = paired_bootstrap(treated, control)
+            comparisons[base][f"{protocol}_by_history_length"] = _by_history_length(treated, control, history)
     return {"dataset": dataset.stats, "models": models, "pretrained_minus_none": comparisons}
+
+
+# Users grouped by the items their test prediction sees (both datasets keep users with 5 or more).
+HISTORY_LENGTH_GROUPS = ((4, 4), (5, 7), (8, 15), (16, 49), (50, None))
+
+
+def _by_history_length(treated: np.ndarray, control: np.ndarray, history: np.ndarray) -> list[dict]:
+    """Pretrained minus none within each history-length group: where pretraining pays."""
+    rows = []
+    for low, high in HISTORY_LENGTH_GROUPS:
+        members = (history >= low) & (history <= (high or history.max()))
+        if members.any():
+            label = str(low) if high == low else f"{low}-{high}" if high else f"{low}+"
+            rows.append({"history": label, "users": int(members.sum()), "none": float(control[members].mean()),
+                         "pretrained": float(treated[members].mean())}
+                        | paired_bootstrap(treated[members], control[members]))  # fmt: skip
+    return rows
 
 
 def _per_user_ndcg_mean(runs, split_protocol: str) -> np.ndarray:
@@ -187,7 +213,7 @@ def print_table(name: str, summary: dict) -> None:
         print(f"{model:<44}{f['seeds']:>6}" + "".join(
             f"{f[k]:>9.4f}" for k in ("hit_at_10", "ndcg_at_10", "mrr", "sampled_hit_at_10", "sampled_ndcg_at_10",
                                       "sampled_mrr")))  # fmt: skip
-    for protocol in PROTOCOLS:
+    for protocol in PROTOCOLS if "user_fraction" not in summary["dataset"] else ():
         for model, (ndcg, hit) in PUBLISHED[name][protocol].items():
             label = f"published {model} ({protocol})"
             print(f"{label:<50}" + ("" if protocol == "full" else " " * 27) + f"{hit or float('nan'):>9.4f}{ndcg:>9.4f}")
@@ -196,6 +222,10 @@ def print_table(name: str, summary: dict) -> None:
             c = comparison[protocol]
             print(f"{model} - none ({protocol} NDCG@10, seeds {', '.join(comparison['seeds'])}): "
                   f"{c['mean_difference']:+.4f} (95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f})")  # fmt: skip
+            for group in comparison[f"{protocol}_by_history_length"]:
+                print(f"    history {group['history']:>6} ({group['users']:>6,} users): {group['none']:.4f} -> "
+                      f"{group['pretrained']:.4f}, {group['mean_difference']:+.4f} "
+                      f"({group['ci_low']:+.4f} .. {group['ci_high']:+.4f})")  # fmt: skip
 
 
 def plot(summaries: dict[str, dict], path: Path) -> None:
@@ -221,6 +251,10 @@ def plot(summaries: dict[str, dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def _fraction_folder(fraction: float) -> str:
+    return "" if fraction == 1 else f"users-{round(fraction * 100):03d}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=common.S3REC_DATA)
@@ -235,6 +269,8 @@ def main() -> None:
     parser.add_argument("--pretrain-rows", default="prefixes", choices=["prefixes", "last", "windows"])
     parser.add_argument("--official-checkpoints", type=Path, default=None,
                         help="folder with the authors' <name>-epochs-150.pt (finetuned as the 'official' variant)")
+    parser.add_argument("--user-fractions", type=float, nargs="+", default=[1.0],
+                        help="shares of the users to train and evaluate on (a seeded draw; 1: all)")
     parser.add_argument("--finetune-epochs", type=int, default=None, help="cap on finetuning epochs (smoke runs)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--report-only", action="store_true", help="summarise what the work folder holds")
@@ -246,14 +282,22 @@ def main() -> None:
     summaries = {}
     for name in args.datasets:
         dataset = common.load_sequence_files(args.data_dir, name)
-        store = common.Store(args.work / name)
-        if not args.report_only:
-            if "s3rec" in args.parts:
-                for seed in args.seeds:
-                    s3rec_runs(store, dataset, name, seed, args)
-            baseline_runs(store, dataset, args.seeds, args.parts)
-        summaries[name] = summarise(store, dataset) | {"published": PUBLISHED[name]}
+        for fraction in args.user_fractions:
+            kept = dataset if fraction == 1 else common.keep_users(dataset, fraction)
+            store = common.Store(args.work / name / _fraction_folder(fraction))
+            if not args.report_only:
+                if "s3rec" in args.parts:
+                    for seed in args.seeds:
+                        s3rec_runs(store, kept, name, seed, args)
+                baseline_runs(store, kept, args.seeds, args.parts)
+        summaries[name] = summarise(common.Store(args.work / name), dataset) | {"published": PUBLISHED[name]}
         print_table(name, summaries[name])
+        # Every share of users run so far, each with its own pretraining on that share only.
+        for folder in sorted((args.work / name).glob("users-*")):
+            fraction = float(folder.name.split("-")[1]) / 100
+            summary = summarise(common.Store(folder), common.keep_users(dataset, fraction))
+            summaries[name].setdefault("user_fractions", {})[folder.name] = summary
+            print_table(name, summary)
     existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     report = existing | {
         "protocol": "leave-one-out; full ranking (seen items excluded, pessimistic ties) and 99 sampled negatives",
