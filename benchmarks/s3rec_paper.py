@@ -55,6 +55,7 @@ from movielens_pipeline.training.trained_model import load_trained_model, save_t
 
 RESULTS = common.RESULTS_DIR / "s3rec_paper.json"
 PLOT = common.RESULTS_DIR / "s3rec_paper.png"
+FRACTIONS_PLOT = common.RESULTS_DIR / "s3rec_paper_user_fractions.png"
 DEFAULT_WORK = Path(__file__).resolve().parents[1] / ".cache" / "s3rec_paper"
 
 # NDCG@10 / HR@10 on exactly these files (see ../shared/reference/models.md).
@@ -251,6 +252,32 @@ def plot(summaries: dict[str, dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def plot_user_fractions(summaries: dict[str, dict], path: Path) -> None:
+    """Full-ranking NDCG@10 with and without each pretraining against the share of users kept."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with_fractions = {name: s for name, s in summaries.items() if s.get("user_fractions")}
+    if not with_fractions:
+        return
+    fig, axes = plt.subplots(1, len(with_fractions), figsize=(6 * len(with_fractions), 3.6), squeeze=False)
+    for ax, (name, summary) in zip(axes[0], with_fractions.items()):
+        points = {**{folder: s for folder, s in summary["user_fractions"].items()}, "users-100": summary}
+        shares = {folder: int(folder.split("-")[1]) for folder in points}
+        for model in sorted({m for s in points.values() for m in s["models"] if m.startswith("s3rec-project")}):
+            curve = sorted((shares[f], s["models"][model]["ndcg_at_10"]) for f, s in points.items()
+                           if model in s["models"])  # fmt: skip
+            ax.plot(*zip(*curve), marker="o", label=model.removeprefix("s3rec-project-"))
+        ax.set_xlabel("share of users kept (%)")
+        ax.set_ylabel("test NDCG@10, full ranking")
+        ax.set_title(f"{name}: project setting, pretraining on the kept users only", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def _fraction_folder(fraction: float) -> str:
     return "" if fraction == 1 else f"users-{round(fraction * 100):03d}"
 
@@ -307,6 +334,7 @@ def main() -> None:
     } | common.environment(started)
     common.write_report(report, RESULTS)
     plot(report["datasets"], PLOT)
+    plot_user_fractions(report["datasets"], FRACTIONS_PLOT)
     print(common.footer(report, RESULTS))
 
 
