@@ -24,7 +24,9 @@ variant with the one without pretraining per user (NDCG@10 averaged over the see
 bootstrap.
 
 Run: .venv/bin/python benchmarks/s3rec_paper.py --datasets LastFM --seeds 42 1 2 [--settings paper project]
-     [--variants none pretrained official]  (``official`` needs --official-checkpoints)
+     [--variants none pretrained default_pretraining official]  (``official`` needs --official-checkpoints)
+     [--user-fractions 0.1 0.25 0.5 1]  (a seeded share of the users, each with its own pretraining)
+     [--model max_len=100 hidden_dropout=0.3]  (an architecture sweep, without pretraining)
 (writes benchmarks/results/s3rec_paper.json and s3rec_paper.png)
 """
 
@@ -50,7 +52,14 @@ from movielens_pipeline.evaluation.protocols import PROTOCOLS, paired_bootstrap 
 from movielens_pipeline.families import load_recommender  # noqa: E402
 from movielens_pipeline.training.official_checkpoint import load_official_checkpoint  # noqa: E402
 from movielens_pipeline.training.pairwise import BPRTrainConfig, LRMLTrainConfig, train_bpr, train_lrml  # noqa: E402
-from movielens_pipeline.training.s3rec import FinetuneConfig, PretrainConfig, finetune, pretrain, s3rec_config  # noqa: E402
+from movielens_pipeline.training.s3rec import (  # noqa: E402
+    FinetuneConfig,
+    PretrainConfig,
+    S3RecHyperparameters,
+    finetune,
+    pretrain,
+    s3rec_config,
+)
 from movielens_pipeline.training.trained_model import load_trained_model, save_trained_model  # noqa: E402
 
 RESULTS = common.RESULTS_DIR / "s3rec_paper.json"
@@ -87,26 +96,30 @@ def paper_pretraining(epochs: int, rows: str, seed: int) -> PretrainConfig:
                           map_weight=1.0, sp_weight=0.5, rows=rows, seed=seed)  # fmt: skip
 
 
-def pretrained_weights(store: common.Store, dataset, seed: int, cfg: PretrainConfig, name: str):
+def pretrained_weights(store: common.Store, dataset, model_config, seed: int, cfg: PretrainConfig, name: str):
     """This seed's pretraining (trained once, kept in the store for every setting)."""
     folder = store.folder / f"{name}-seed{seed}"
     if (folder / "model.json").exists():
         return load_trained_model(folder)
-    trained, wall = common.timed(pretrain, dataset, s3rec_config(dataset), cfg)
+    trained, wall = common.timed(pretrain, dataset, model_config, cfg)
     trained.summary["wall_seconds"] = wall
     save_trained_model(trained, folder)
     return trained
 
 
 def s3rec_runs(store: common.Store, dataset: SequenceDataset, name: str, seed: int, args) -> None:
-    model_config = s3rec_config(dataset)
+    overrides = dict(item.split("=", 1) for item in args.model)
+    model_config = s3rec_config(dataset, S3RecHyperparameters(**overrides))
+    # Runs of another architecture are kept under their own names; the report pairs a pretrained
+    # variant with the default architecture's none, so sweep architectures without pretraining.
+    architecture = "".join(f"-{key}{value}" for key, value in sorted(overrides.items()))
     paper = paper_pretraining(args.pretrain_epochs, args.pretrain_rows, seed)
+    paper_name = f"pretrained-{args.pretrain_rows}-{args.pretrain_epochs}{architecture}"
     starts = {
         "none": lambda: None,
-        "pretrained": lambda: pretrained_weights(
-            store, dataset, seed, paper, f"pretrained-{args.pretrain_rows}-{args.pretrain_epochs}"),
+        "pretrained": lambda: pretrained_weights(store, dataset, model_config, seed, paper, paper_name),
         "default_pretraining": lambda: pretrained_weights(
-            store, dataset, seed, PretrainConfig(seed=seed), "default-pretraining"),
+            store, dataset, model_config, seed, PretrainConfig(seed=seed), f"default-pretraining{architecture}"),
     }  # fmt: skip
     checkpoint = args.official_checkpoints / f"{name}-epochs-150.pt" if args.official_checkpoints else None
     if checkpoint is not None and checkpoint.exists():
@@ -116,7 +129,8 @@ def s3rec_runs(store: common.Store, dataset: SequenceDataset, name: str, seed: i
             if variant not in args.variants:
                 continue
             key = f"s3rec-{setting}-{variant}" + (f"-{args.pretrain_rows}{args.pretrain_epochs}"
-                                                  if variant == "pretrained" else "") + f"-seed{seed}"  # fmt: skip
+                                                  if variant == "pretrained" else "")
+            key += f"{architecture}-seed{seed}"
 
             def make():
                 initial = start()
@@ -296,6 +310,8 @@ def main() -> None:
     parser.add_argument("--pretrain-rows", default="prefixes", choices=["prefixes", "last", "windows"])
     parser.add_argument("--official-checkpoints", type=Path, default=None,
                         help="folder with the authors' <name>-epochs-150.pt (finetuned as the 'official' variant)")
+    parser.add_argument("--model", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="S3Rec architecture overrides, e.g. max_len=100 hidden_dropout=0.3")
     parser.add_argument("--user-fractions", type=float, nargs="+", default=[1.0],
                         help="shares of the users to train and evaluate on (a seeded draw; 1: all)")
     parser.add_argument("--finetune-epochs", type=int, default=None, help="cap on finetuning epochs (smoke runs)")
