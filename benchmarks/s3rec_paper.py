@@ -278,11 +278,10 @@ def plot_user_fractions(summaries: dict[str, dict], path: Path) -> None:
         return
     fig, axes = plt.subplots(1, len(with_fractions), figsize=(6 * len(with_fractions), 3.6), squeeze=False)
     for ax, (name, summary) in zip(axes[0], with_fractions.items()):
-        points = {**{folder: s for folder, s in summary["user_fractions"].items()}, "users-100": summary}
-        shares = {folder: int(folder.split("-")[1]) for folder in points}
-        for model in sorted({m for s in points.values() for m in s["models"] if m.startswith("s3rec-project")}):
-            curve = sorted((shares[f], s["models"][model]["ndcg_at_10"]) for f, s in points.items()
-                           if model in s["models"])  # fmt: skip
+        points = [*summary["user_fractions"].values(), summary]  # keep_users records each share in its stats
+        for model in sorted({m for s in points for m in s["models"] if m.startswith("s3rec-project")}):
+            curve = sorted((100 * s["dataset"].get("user_fraction", 1.0), s["models"][model]["ndcg_at_10"])
+                           for s in points if model in s["models"])  # fmt: skip
             ax.plot(*zip(*curve), marker="o", label=model.removeprefix("s3rec-project-"))
         ax.set_xlabel("share of users kept (%)")
         ax.set_ylabel("test NDCG@10, full ranking")
