@@ -39,9 +39,7 @@ def prepare(device: str, threads: int | None) -> tuple[torch.device, SequenceDat
     chosen = pick_device(device)
     if threads:
         torch.set_num_threads(threads)
-    source = load_embedded_ml100k()
-    dataset = build_sequence_dataset(source.interactions, source.items, source.item_attributes, BuildConfig())
-    return chosen, dataset
+    return chosen, load_benchmark_dataset(S3REC_DATA, "ml-100k")
 
 
 def timed(train, *args, **kwargs):
@@ -91,6 +89,14 @@ def load_sequence_files(data_dir: Path, name: str) -> SequenceDataset:
     """One of the S3Rec authors' datasets (``<name>.txt`` and its attributes), built as the pipeline builds it."""
     raw = load_source({"kind": "sequences", "path": str(data_dir), "name": name})
     return build_sequence_dataset(raw.interactions, raw.items, raw.item_attributes, BuildConfig())
+
+
+def load_benchmark_dataset(data_dir: Path, name: str) -> SequenceDataset:
+    """``ml-100k`` (the embedded MovieLens-100k, as ``make run`` builds it) or one of the S3Rec authors' datasets."""
+    if name == "ml-100k":
+        source = load_embedded_ml100k()
+        return build_sequence_dataset(source.interactions, source.items, source.item_attributes, BuildConfig())
+    return load_sequence_files(data_dir, name)
 
 
 def keep_users(dataset: SequenceDataset, fraction: float, seed: int = 0) -> SequenceDataset:

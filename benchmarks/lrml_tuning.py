@@ -65,18 +65,17 @@ SETTINGS: dict[str, tuple[dict, dict]] = {
                                                   {"negative_sampling": "popularity"}),
     "memory_clip+popularity_negatives+lr_0.02": ({"memory_clip_norm": 1.0},
                                                  {"negative_sampling": "popularity", "lr": 0.02}),
+    "unbounded_memory+hardest_of_20": ({"negative_reduction": "hardest"}, {"negatives_per_positive": 20}),
+    "memory_clip+popularity_negatives+hardest_of_20": ({"memory_clip_norm": 1.0, "negative_reduction": "hardest"},
+                                                       {"negative_sampling": "popularity", "negatives_per_positive": 20}),
+    "memory_clip+hardest_of_20": ({"memory_clip_norm": 1.0, "negative_reduction": "hardest"},
+                                  {"negatives_per_positive": 20}),
     "shared_relation": ({"relation_for_negative": "shared"}, {}),
     "l1": ({"distance": "l1"}, {}),
     "adam_1e-3": ({}, {"optimizer": "adam", "lr": 1e-3}),
 }
 BPR = "bpr"  # BPR-MF with its own defaults and the same budget
 DEFAULT_EPOCHS = 40
-
-
-def load(name: str, data_dir: Path):
-    if name == "ml-100k":
-        return common.prepare("cpu", None)[1]
-    return common.load_sequence_files(data_dir, name)
 
 
 def relation_norms(trained) -> dict[str, float]:
@@ -140,7 +139,7 @@ def main() -> None:
     started = time.perf_counter()
     report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"datasets": {}}
     for name in args.datasets:
-        dataset = load(name, args.data_dir)
+        dataset = common.load_benchmark_dataset(args.data_dir, name)
         store = common.Store(args.work / name)
         references = common.baselines(store, dataset)
         popularity, ease = references["popularity"], references["ease"]

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import statistics
 import sys
 import time
@@ -178,13 +179,18 @@ def summarise(store: common.Store, dataset: SequenceDataset) -> dict:
         numeric = [k for k, v in figures[0].items() if isinstance(v, (int, float))]
         models[base] = {"seeds": len(figures)} | {k: statistics.fmean(f[k] for f in figures) for k in numeric} | {
             f"{k}_per_seed": [f[k] for f in figures] for k in ("ndcg_at_10", "sampled_ndcg_at_10")}
-    comparisons = {}
+    comparisons, against_ease = {}, {}
     for base, by_seed in groups.items():
-        if not base.startswith("s3rec-") or "-none" in base:
+        run = RUN_NAME.match(base)
+        if run is None:
             continue
-        reference = groups.get(f"s3rec-{base.split('-')[1]}-none", {})
+        if "ease" in groups:
+            treated = _per_user_ndcg_mean(by_seed.values(), "test_full")
+            against_ease[base] = paired_bootstrap(treated, _per_user_ndcg_mean(groups["ease"].values(), "test_full"))
+        # Each pretrained variant against no pretraining of the same setting and architecture.
+        reference = groups.get(f"s3rec-{run['setting']}-none{run['architecture']}", {})
         seeds = sorted(by_seed.keys() & reference.keys())
-        if not seeds:
+        if run["variant"] == "none" or not seeds:
             continue
         comparisons[base] = {"seeds": seeds}
         for protocol in PROTOCOLS:
@@ -192,7 +198,13 @@ def summarise(store: common.Store, dataset: SequenceDataset) -> dict:
             control = _per_user_ndcg_mean([reference[s] for s in seeds], f"test_{protocol}")
             comparisons[base][protocol] = paired_bootstrap(treated, control)
             comparisons[base][f"{protocol}_by_history_length"] = _by_history_length(treated, control, history)
-    return {"dataset": dataset.stats, "models": models, "pretrained_minus_none": comparisons}
+    return {"dataset": dataset.stats, "models": models, "pretrained_minus_none": comparisons,
+            "minus_ease_full": against_ease}
+
+
+# s3rec-<setting>-<variant>[-<rows><epochs>][-<field><value>...], as s3rec_runs names its runs.
+RUN_NAME = re.compile(r"^s3rec-(?P<setting>[a-z]+)-(?P<variant>none|default_pretraining|official|pretrained-[a-z]+\d+)"
+                      r"(?P<architecture>(-[a-z_]+[\d.]+)*)$")
 
 
 # Users grouped by the items their test prediction sees (both datasets keep users with 5 or more).
@@ -229,7 +241,7 @@ def print_table(name: str, summary: dict) -> None:
             f"{f[k]:>9.4f}" for k in ("hit_at_10", "ndcg_at_10", "mrr", "sampled_hit_at_10", "sampled_ndcg_at_10",
                                       "sampled_mrr")))  # fmt: skip
     for protocol in PROTOCOLS if "user_fraction" not in summary["dataset"] else ():
-        for model, (ndcg, hit) in PUBLISHED[name][protocol].items():
+        for model, (ndcg, hit) in PUBLISHED.get(name, {}).get(protocol, {}).items():
             label = f"published {model} ({protocol})"
             print(f"{label:<50}" + ("" if protocol == "full" else " " * 27) + f"{hit or float('nan'):>9.4f}{ndcg:>9.4f}")
     for model, comparison in summary["pretrained_minus_none"].items():
@@ -241,6 +253,9 @@ def print_table(name: str, summary: dict) -> None:
                 print(f"    history {group['history']:>6} ({group['users']:>6,} users): {group['none']:.4f} -> "
                       f"{group['pretrained']:.4f}, {group['mean_difference']:+.4f} "
                       f"({group['ci_low']:+.4f} .. {group['ci_high']:+.4f})")  # fmt: skip
+    for model, c in summary.get("minus_ease_full", {}).items():
+        print(f"{model} - EASE (full NDCG@10, mean over its seeds): {c['mean_difference']:+.4f} "
+              f"(95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f})")  # fmt: skip
 
 
 def plot(summaries: dict[str, dict], path: Path) -> None:
@@ -257,7 +272,7 @@ def plot(summaries: dict[str, dict], path: Path) -> None:
             models = sorted(summary["models"])
             values = [summary["models"][m][key] for m in models]
             ax.barh(models, values, color=["#4c72b0" if m.startswith("s3rec") else "#999999" for m in models])
-            for label, (ndcg, _) in PUBLISHED[name][protocol].items():
+            for label, (ndcg, _) in PUBLISHED.get(name, {}).get(protocol, {}).items():
                 ax.axvline(ndcg, linestyle="--", linewidth=1, color="#c44e52")
                 ax.text(ndcg, len(models) - 0.5, f" {label}", fontsize=7, color="#c44e52", rotation=90, va="top")
             ax.set_title(f"{name}, {protocol} ranking: test NDCG@10 (mean over seeds)", fontsize=9)
@@ -323,7 +338,7 @@ def main() -> None:
     started = time.perf_counter()
     summaries = {}
     for name in args.datasets:
-        dataset = common.load_sequence_files(args.data_dir, name)
+        dataset = common.load_benchmark_dataset(args.data_dir, name)
         for fraction in args.user_fractions:
             kept = dataset if fraction == 1 else common.keep_users(dataset, fraction)
             store = common.Store(args.work / name / _fraction_folder(fraction))
@@ -332,7 +347,7 @@ def main() -> None:
                     for seed in args.seeds:
                         s3rec_runs(store, kept, name, seed, args)
                 baseline_runs(store, kept, args.seeds, args.parts)
-        summaries[name] = summarise(common.Store(args.work / name), dataset) | {"published": PUBLISHED[name]}
+        summaries[name] = summarise(common.Store(args.work / name), dataset) | {"published": PUBLISHED.get(name, {})}
         print_table(name, summaries[name])
         # Every share of users run so far, each with its own pretraining on that share only.
         for folder in sorted((args.work / name).glob("users-*")):

@@ -25,6 +25,11 @@ becomes one large translation shared by every pair, and every user gets the same
 
 ``distance``: ``"l2"`` (the paper) or ``"l1"`` (an option of the authors' code).
 
+``negative_reduction`` with n sampled negatives per positive: ``"mean"`` averages the hinge over
+all n (the authors' code draws one), ``"hardest"`` keeps only the highest-scored of the n, the
+one closest to violating the margin, as CML approximates WARP: once most random negatives are
+already beyond the margin, the mean's gradient fades while the hardest still carries one.
+
 Index 0 of both embedding tables is padding and never trained.
 """
 
@@ -38,6 +43,7 @@ import torch.nn.functional as F
 
 RELATION_OPTIONS = ("shared", "own")
 DISTANCES = ("l2", "l1")
+NEGATIVE_REDUCTIONS = ("mean", "hardest")
 
 
 @dataclass
@@ -53,12 +59,15 @@ class LRMLConfig:
     init_std: float = 0.1
     memory_clip_norm: float | None = None  # radius of the memory slots' ball; None: unbounded
     distance: str = "l2"  # "l2" or "l1"
+    negative_reduction: str = "mean"  # "mean" or "hardest" over a positive's sampled negatives
 
     def __post_init__(self):
         if self.relation_for_negative not in RELATION_OPTIONS:
             raise ValueError(f"relation_for_negative must be one of {RELATION_OPTIONS}")
         if self.distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}")
+        if self.negative_reduction not in NEGATIVE_REDUCTIONS:
+            raise ValueError(f"negative_reduction must be one of {NEGATIVE_REDUCTIONS}")
 
 
 def _project_to_ball(vectors: torch.Tensor, radius: float | None) -> torch.Tensor:
@@ -117,7 +126,8 @@ class LRML(nn.Module):
         """Pairwise loss of a batch.
 
         users [B], positives [B], negatives [B, n] (n sampled negatives per positive).
-        Returns (hinge loss averaged over the B * n (positive, negative) pairs,
+        Returns (hinge loss averaged over the B * n (positive, negative) pairs, or over the B
+        hardest ones with ``negative_reduction: hardest``,
         mean over the batch of the squared norms of the embedding rows it used), the second
         term for optional L2 regularisation restricted to the batch's rows.
         """
@@ -136,6 +146,8 @@ class LRML(nn.Module):
             r_neg = self.relation(p_wide, q_neg)
         neg_score = self.distance_score(p_wide, r_neg, q_neg)  # [B, n]
 
+        if self.config.negative_reduction == "hardest":
+            neg_score = neg_score.max(dim=1, keepdim=True).values
         hinge = F.relu(self.config.margin - pos_score.unsqueeze(1) + neg_score).mean()
         squared_norms = (p.pow(2).sum(-1) + q_pos.pow(2).sum(-1) + q_neg.pow(2).sum((-2, -1))).mean()
         return hinge, squared_norms

@@ -126,6 +126,22 @@ def test_relation_option_decides_the_negative_pairs_relation():
     )
 
 
+def test_hardest_reduction_keeps_only_each_positives_closest_negative():
+    users, positives, negatives = torch.tensor([1, 2]), torch.tensor([1, 2]), torch.tensor([[3, 4, 6], [5, 3, 7]])
+    mean = tiny_model(num_items=8, margin=2.0)
+    hardest = tiny_model(num_items=8, margin=2.0, negative_reduction="hardest")
+    p, q_pos, q_neg = mean.user_embedding(users), mean.item_embedding(positives), mean.item_embedding(negatives)
+    pos_score = mean.distance_score(p, mean.relation(p, q_pos), q_pos)
+    neg_scores = mean.distance_score(p.unsqueeze(1), mean.relation(p.unsqueeze(1), q_neg), q_neg)
+    per_pair = torch.relu(2.0 - pos_score.unsqueeze(1) + neg_scores)
+
+    assert hardest(users, positives, negatives)[0].item() == pytest.approx(per_pair.max(dim=1).values.mean().item())
+    assert mean(users, positives, negatives)[0].item() == pytest.approx(per_pair.mean().item())
+    assert per_pair.max(dim=1).values.mean() > per_pair.mean()  # the reductions differ on this batch
+    with pytest.raises(ValueError, match="negative_reduction"):
+        LRMLConfig(num_users=3, num_items=8, negative_reduction="max")
+
+
 def test_clipping_keeps_used_rows_inside_the_ball():
     model = tiny_model(clip_norm=1.0, init_std=3.0)  # init projects every row already
     assert (model.user_embedding.weight.norm(dim=1) <= 1.0 + 1e-6).all()
