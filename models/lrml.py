@@ -16,19 +16,19 @@ Relation used for a negative pair (``relation_for_negative``):
 Norm clipping follows the paper's projected updates: embedding rows are projected back into
 the ball of radius ``clip_norm`` when a training batch uses them (before the forward pass, so
 every step starts from a projected point), and scoring applies the same projection without
-modifying the weights, so inference sees what training would see. ``memory_clip_norm`` bounds
-the memory slots the same way (every step): a relation is a convex combination of the slots, so
-it then stays on the embeddings' scale. Left unbounded, as in the authors' code, the slots grow
-to norms near 11 against unit-ball embeddings while attention stays nearly uniform: the relation
-becomes one large translation shared by every pair, and every user gets the same ranking
-(an item's projection on it), which is popularity's.
+modifying the weights, so inference sees what training would see. ``memory_clip_norm`` (default
+1.0) bounds the memory slots the same way (every step): a relation is a convex combination of the
+slots, so it then stays on the embeddings' scale. Left unbounded (None), as in the authors' code,
+the slots grow to norms near 11 against unit-ball embeddings while attention stays nearly
+uniform: the relation becomes one large translation shared by every pair, and every user gets
+the same ranking (an item's projection on it), which is popularity's.
 
 ``distance``: ``"l2"`` (the paper) or ``"l1"`` (an option of the authors' code).
 
 ``negative_reduction`` with n sampled negatives per positive: ``"mean"`` averages the hinge over
-all n (the authors' code draws one), ``"hardest"`` keeps only the highest-scored of the n, the
-one closest to violating the margin, as CML approximates WARP: once most random negatives are
-already beyond the margin, the mean's gradient fades while the hardest still carries one.
+all n (the authors' code draws one), ``"hardest"`` (default) keeps only the highest-scored of the
+n, the one closest to violating the margin, as CML approximates WARP: once most random negatives
+are already beyond the margin, the mean's gradient fades while the hardest still carries one.
 
 Index 0 of both embedding tables is padding and never trained.
 """
@@ -57,9 +57,9 @@ class LRMLConfig:
     eps: float = 1e-6  # keeps the gradient of sqrt finite when p + r == q
     relation_for_negative: str = "own"  # "shared" (authors' code) or "own"; see module docstring
     init_std: float = 0.1
-    memory_clip_norm: float | None = None  # radius of the memory slots' ball; None: unbounded
+    memory_clip_norm: float | None = 1.0  # radius of the memory slots' ball; None: unbounded
     distance: str = "l2"  # "l2" or "l1"
-    negative_reduction: str = "mean"  # "mean" or "hardest" over a positive's sampled negatives
+    negative_reduction: str = "hardest"  # or "mean", over a positive's sampled negatives
 
     def __post_init__(self):
         if self.relation_for_negative not in RELATION_OPTIONS:

@@ -25,8 +25,6 @@ def lrml_train(
     continues from the registry's LRML model, the champion first; tables grown for new users
     and items.
     """
-    # "auto" settings decided on the data here, so MLflow records what was used.
     model_config = pairwise.lrml_config(sequence_dataset, model)
-    train = train.for_data(sequence_dataset)
     return tracked_pairwise_training("lrml", sequence_dataset, model_config, train, device, lrml_model.LRML,
                                      pairwise.train_lrml, warm_start_champion, processes)  # fmt: skip

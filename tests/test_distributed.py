@@ -44,13 +44,14 @@ def test_one_update_on_two_processes_equals_one_process_on_the_same_global_batch
                  cfg=FinetuneConfig(epochs=1, batch_size=100_000, patience=1, lr=1e-2))  # fmt: skip
     assert_same_weights(one_update(finetune, dataset, 1, **s3rec), one_update(finetune, dataset, 2, **s3rec))
 
-    # Sparse data: LRML bounds its memory and draws popular negatives. SGD, because Adagrad's first
+    # LRML's defaults (bounded memory, the hinge on the hardest negative), with popularity-drawn
+    # negatives so the weighted sampler's shard is checked too. SGD, because Adagrad's first
     # step is lr * sign(gradient): a coordinate whose gradient is zero up to rounding (summed in
     # another order over two processes) would move by +-lr either way.
     planted = planted_dataset()
     lrml = dict(model_config=LRMLHyperparameters(dim=8),
                 cfg=LRMLTrainConfig(epochs=1, batch_size=100_000, patience=1, negatives_per_positive=3,
-                                    optimizer="sgd", lr=0.5))  # fmt: skip
+                                    negative_sampling="popularity", optimizer="sgd", lr=0.5))  # fmt: skip
     assert_same_weights(one_update(train_lrml, planted, 1, **lrml), one_update(train_lrml, planted, 2, **lrml))
 
 

@@ -67,7 +67,8 @@ FAST = LRMLTrainConfig(epochs=4, batch_size=256, lr=5e-3, negatives_per_positive
 
 def tiny_model(**overrides) -> LRML:
     torch.manual_seed(0)
-    config = dict(num_users=3, num_items=5, dim=4, memory_slots=3, init_std=0.5, clip_norm=None) | overrides
+    config = dict(num_users=3, num_items=5, dim=4, memory_slots=3, init_std=0.5, clip_norm=None, memory_clip_norm=None,
+                  negative_reduction="mean") | overrides
     return LRML(LRMLConfig(**config))
 
 
@@ -92,17 +93,22 @@ def test_score_matches_hand_computation():
     assert batched.item() == pytest.approx(expected, abs=1e-5)
 
 
-def test_batched_scoring_equals_per_pair_scoring_across_chunks():
+@pytest.mark.parametrize("memory_clip_norm", [None, 1.0])
+def test_batched_scoring_equals_per_pair_scoring_across_chunks(memory_clip_norm):
     torch.manual_seed(1)
-    model = LRML(LRMLConfig(num_users=7, num_items=53, dim=8, memory_slots=5, init_std=1.0))
+    model = LRML(LRMLConfig(num_users=7, num_items=53, dim=8, memory_slots=5, init_std=1.0,
+                            memory_clip_norm=memory_clip_norm))  # fmt: skip
     users = torch.arange(1, 8)
     batched = model.score_all_items(users, max_chunk_elements=7 * 5 * 4)  # 4 items per chunk
     clipped_users = model.user_embedding.weight.renorm(2, 0, 1.0)  # clip_norm 1.0, like scoring
     clipped_items = model.item_embedding.weight.renorm(2, 0, 1.0)
+    slots = model.memory_slots if memory_clip_norm is None else model.memory_slots.renorm(2, 0, memory_clip_norm)
+    assert memory_clip_norm is None or model.memory_slots.norm(dim=-1).max() > memory_clip_norm  # the bound bites
     for user in users.tolist():
         for item in range(1, 54):
             p, q = clipped_users[user], clipped_items[item]
-            expected = model.distance_score(p, model.relation(p, q), q)
+            relation = torch.softmax((p * q) @ model.memory_keys, dim=-1) @ slots
+            expected = model.distance_score(p, relation, q)
             assert batched[user - 1, item].item() == pytest.approx(expected.item(), abs=1e-5)
     assert torch.isneginf(batched[:, 0]).all()
 
@@ -128,7 +134,7 @@ def test_relation_option_decides_the_negative_pairs_relation():
 
 def test_hardest_reduction_keeps_only_each_positives_closest_negative():
     users, positives, negatives = torch.tensor([1, 2]), torch.tensor([1, 2]), torch.tensor([[3, 4, 6], [5, 3, 7]])
-    mean = tiny_model(num_items=8, margin=2.0)
+    mean = tiny_model(num_items=8, margin=2.0)  # negative_reduction="mean"
     hardest = tiny_model(num_items=8, margin=2.0, negative_reduction="hardest")
     p, q_pos, q_neg = mean.user_embedding(users), mean.item_embedding(positives), mean.item_embedding(negatives)
     pos_score = mean.distance_score(p, mean.relation(p, q_pos), q_pos)
@@ -233,28 +239,16 @@ def test_in_a_small_space_lrml_finds_many_taste_clusters_that_bpr_mf_cannot_rank
     from movielens_pipeline.training.pairwise import BPRHyperparameters, BPRTrainConfig, train_bpr
 
     dataset = planted_dataset(num_clusters=24, users_per_cluster=20, items_per_cluster=10, off_cluster_share=0.05)
-    budget = dict(epochs=30, batch_size=256, seed=0, patience=30)
-    lrml = train_lrml(dataset, LRMLHyperparameters(dim=2, memory_slots=4), LRMLTrainConfig(**budget))
+    budget = dict(epochs=30, batch_size=256, seed=0, patience=30, negatives_per_positive=5)
+    # The hinge averaged over the negatives: the default, the hardest of 20, starts from points
+    # packed near the origin in 2 dimensions and learns slowly there (NDCG@10 .09 after these 30
+    # epochs, .25 after 100); at 64 dimensions on real data it is the better choice.
+    lrml = train_lrml(dataset, LRMLHyperparameters(dim=2, memory_slots=4, negative_reduction="mean"),
+                      LRMLTrainConfig(**budget))  # fmt: skip
     bpr = train_bpr(dataset, BPRHyperparameters(dim=2), BPRTrainConfig(**budget))
     lrml_ndcg = ndcg_on_test_split(user_score_fn(trained_module(lrml)), dataset)
     bpr_ndcg = ndcg_on_test_split(user_score_fn(trained_module(bpr)), dataset)
     assert lrml_ndcg > 0.6 and lrml_ndcg > bpr_ndcg + 0.3, (lrml_ndcg, bpr_ndcg)
-
-
-def test_auto_settings_bound_the_memory_and_draw_popular_negatives_on_sparse_data_only():
-    from movielens_pipeline.training.pairwise import SPARSE_INTERACTIONS_PER_ITEM, lrml_config
-
-    sparse = planted_dataset()  # 8 training interactions for each of 240 users over 128 items
-    dense = planted_dataset(num_clusters=2, users_per_cluster=200, items_per_cluster=10)
-    for dataset, clip, negatives in ((sparse, 1.0, "popularity"), (dense, None, "uniform")):
-        per_item = len(dataset.train_sequences().flat()[1]) / dataset.num_items
-        assert (per_item < SPARSE_INTERACTIONS_PER_ITEM) == (clip is not None), per_item
-        assert lrml_config(dataset).memory_clip_norm == clip
-        assert LRMLTrainConfig().for_data(dataset).negative_sampling == negatives
-        assert trained_module(train_lrml(dataset, cfg=FAST.model_copy(update={"epochs": 1}))).config.memory_clip_norm == clip
-    # Set explicitly, a setting is kept whatever the data.
-    assert lrml_config(sparse, LRMLHyperparameters(memory_clip_norm=None)).memory_clip_norm is None
-    assert LRMLTrainConfig(negative_sampling="uniform").for_data(sparse).negative_sampling == "uniform"
 
 
 def test_one_scoring_pass_for_both_splits_gives_the_same_evaluation(monkeypatch):

@@ -13,7 +13,7 @@ A pairwise model is any nn.Module with
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Literal, Optional, Union
+from typing import Literal, Optional
 
 import numpy as np
 import torch
@@ -33,31 +33,7 @@ from movielens_pipeline.training.trained_model import TrainedModel
 OPTIMIZERS = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad, "sgd": torch.optim.SGD}
 
 # The architectures a run config sets (``model:``); the table sizes come from the dataset.
-_LRMLFields = hyperparameters_of(LRMLConfig, ("num_users", "num_items"), "_LRMLFields", __name__)
-
-# Training interactions per item below which data counts as sparse (benchmarks/lrml_tuning.py:
-# LastFM and Toys_and_Games have 14, MovieLens-100k 58). On sparse data LRML's unbounded memory
-# slots grow into one translation that every pair shares, which ranks every user's items by
-# popularity (Toys_and_Games test NDCG@10 .0028, below popularity's .0049); bounding them and
-# drawing negatives by popularity keeps the relation personal. On MovieLens-100k both cost a little.
-SPARSE_INTERACTIONS_PER_ITEM = 30.0
-
-
-def is_sparse(dataset: SequenceDataset) -> bool:
-    return len(dataset.train_sequences().flat()[1]) / dataset.num_items < SPARSE_INTERACTIONS_PER_ITEM
-
-
-class LRMLHyperparameters(_LRMLFields):
-    """The LRMLConfig fields a run config sets (num_users, num_items come from the data).
-    ``memory_clip_norm: auto``: 1.0 on sparse data (``SPARSE_INTERACTIONS_PER_ITEM``), else unbounded."""
-
-    memory_clip_norm: Union[float, None, Literal["auto"]] = "auto"
-
-    def for_data(self, dataset: SequenceDataset) -> "LRMLHyperparameters":
-        if self.memory_clip_norm != "auto":
-            return self
-        return self.model_copy(update={"memory_clip_norm": 1.0 if is_sparse(dataset) else None})
-
+LRMLHyperparameters = hyperparameters_of(LRMLConfig, ("num_users", "num_items"), "LRMLHyperparameters", __name__)
 BPRHyperparameters = hyperparameters_of(BPRConfig, ("num_users", "num_items"), "BPRHyperparameters", __name__)
 
 
@@ -87,18 +63,13 @@ class PairwiseTrainConfig(StepParameters):
 
 class LRMLTrainConfig(PairwiseTrainConfig):
     """LRML's defaults: Adagrad 0.05 had the best MovieLens-100k validation NDCG@10 of the
-    settings tried (notes in benchmarks/lrml_ml100k.py), if only by about one seed's noise.
-    ``negative_sampling: auto``: popularity on sparse data (``SPARSE_INTERACTIONS_PER_ITEM``),
-    else uniform."""
+    settings tried (notes in benchmarks/lrml_ml100k.py). 20 uniform negatives per positive, of
+    which the model's ``negative_reduction: hardest`` trains on the closest: the best validation
+    NDCG@10 on MovieLens-100k, LastFM and Toys_and_Games alike (benchmarks/lrml_tuning.py)."""
 
     lr: float = 0.05
     optimizer: Literal["adam", "adagrad", "sgd"] = "adagrad"
-    negative_sampling: Literal["uniform", "popularity", "auto"] = "auto"
-
-    def for_data(self, dataset: SequenceDataset) -> "LRMLTrainConfig":
-        if self.negative_sampling != "auto":
-            return self
-        return self.model_copy(update={"negative_sampling": "popularity" if is_sparse(dataset) else "uniform"})
+    negatives_per_positive: int = 20
 
 
 class BPRTrainConfig(PairwiseTrainConfig):
@@ -235,8 +206,6 @@ def sized_config(dataset: SequenceDataset, given, hyperparameters_type):
 
 
 def lrml_config(dataset: SequenceDataset, hyperparameters=None) -> LRMLConfig:
-    if hyperparameters is None or isinstance(hyperparameters, LRMLHyperparameters):
-        hyperparameters = (hyperparameters or LRMLHyperparameters()).for_data(dataset)
     return sized_config(dataset, hyperparameters, LRMLHyperparameters)
 
 
@@ -253,7 +222,7 @@ def train_lrml(
 
     ``initial``: weights to start from (a warm start) instead of a fresh initialisation.
     """
-    cfg = (cfg or LRMLTrainConfig()).for_data(dataset)
+    cfg = cfg or LRMLTrainConfig()
     model_config = lrml_config(dataset, model_config)
     seed_everything(cfg.seed)  # model initialisation uses the global generator
     model = LRML(model_config)
