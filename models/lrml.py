@@ -140,17 +140,25 @@ class LRML(nn.Module):
         r_pos = self.relation(p, q_pos)
         pos_score = self.distance_score(p, r_pos, q_pos)  # [B]
         p_wide = p.unsqueeze(1)
+        scored = q_neg
+        if self.config.negative_reduction == "hardest":
+            # Only the hardest negative gets a gradient, so the n candidates are scored without
+            # building a graph and only the chosen one is scored again with it.
+            with torch.no_grad():
+                pick = self._negative_scores(p_wide, r_pos, q_neg).argmax(dim=1, keepdim=True)  # [B, 1]
+            scored = q_neg.gather(1, pick.unsqueeze(-1).expand(-1, -1, q_neg.shape[-1]))  # [B, 1, d]
+        neg_score = self._negative_scores(p_wide, r_pos, scored)  # [B, n] or [B, 1]
+        hinge = F.relu(self.config.margin - pos_score.unsqueeze(1) + neg_score).mean()
+        squared_norms = (p.pow(2).sum(-1) + q_pos.pow(2).sum(-1) + q_neg.pow(2).sum((-2, -1))).mean()
+        return hinge, squared_norms
+
+    def _negative_scores(self, p_wide: torch.Tensor, r_pos: torch.Tensor, q_neg: torch.Tensor) -> torch.Tensor:
+        """Scores [B, n] of the negatives q_neg [B, n, d] for users p_wide [B, 1, d]."""
         if self.config.relation_for_negative == "shared":
             r_neg = r_pos.unsqueeze(1)
         else:
             r_neg = self.relation(p_wide, q_neg)
-        neg_score = self.distance_score(p_wide, r_neg, q_neg)  # [B, n]
-
-        if self.config.negative_reduction == "hardest":
-            neg_score = neg_score.max(dim=1, keepdim=True).values
-        hinge = F.relu(self.config.margin - pos_score.unsqueeze(1) + neg_score).mean()
-        squared_norms = (p.pow(2).sum(-1) + q_pos.pow(2).sum(-1) + q_neg.pow(2).sum((-2, -1))).mean()
-        return hinge, squared_norms
+        return self.distance_score(p_wide, r_neg, q_neg)
 
     # --- ranking every item --------------------------------------------------------------------
 

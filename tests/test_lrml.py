@@ -141,9 +141,16 @@ def test_hardest_reduction_keeps_only_each_positives_closest_negative():
     neg_scores = mean.distance_score(p.unsqueeze(1), mean.relation(p.unsqueeze(1), q_neg), q_neg)
     per_pair = torch.relu(2.0 - pos_score.unsqueeze(1) + neg_scores)
 
-    assert hardest(users, positives, negatives)[0].item() == pytest.approx(per_pair.max(dim=1).values.mean().item())
+    reference = per_pair.max(dim=1).values.mean()
+    loss = hardest(users, positives, negatives)[0]
+    assert loss.item() == pytest.approx(reference.item())
     assert mean(users, positives, negatives)[0].item() == pytest.approx(per_pair.mean().item())
-    assert per_pair.max(dim=1).values.mean() > per_pair.mean()  # the reductions differ on this batch
+    assert reference > per_pair.mean()  # the reductions differ on this batch
+    # Scoring only the chosen negative with a graph gives the gradient of the max over all of them.
+    expected = torch.autograd.grad(reference, list(mean.parameters()))
+    for name, got, want in zip(dict(hardest.named_parameters()), torch.autograd.grad(loss, list(hardest.parameters())),
+                               expected):  # fmt: skip
+        assert torch.allclose(got, want, atol=1e-6), name
     with pytest.raises(ValueError, match="negative_reduction"):
         LRMLConfig(num_users=3, num_items=8, negative_reduction="max")
 
