@@ -19,6 +19,7 @@ from movielens_pipeline.evaluation import (
 from movielens_pipeline.integrations.tracking import (
     experiment_tracker_name,
     log_evaluation,
+    tracking_store_identity,
 )
 from movielens_pipeline.training.runtime import pick_device
 from movielens_pipeline.training.trained_model import TrainedModel
@@ -27,7 +28,7 @@ from movielens_pipeline.training.trained_model import TrainedModel
 @step(
     experiment_tracker=experiment_tracker_name(),
     cache_policy=CachePolicy(source_dependencies=[baselines, metrics, protocols, reports, scorers, sharding, families,
-                                                  bpr, lrml, s3rec]),
+                                                  bpr, lrml, s3rec], cache_func=tracking_store_identity),
 )
 def evaluate(
     sequence_dataset: SequenceDataset,

@@ -8,7 +8,7 @@ from zenml.config.cache_policy import CachePolicy
 from movielens_pipeline.data import dataset
 from movielens_pipeline.evaluation import metrics, scorers
 from movielens_pipeline.integrations.materializers import TrainedModelMaterializer
-from movielens_pipeline.integrations.tracking import experiment_tracker_name
+from movielens_pipeline.integrations.tracking import experiment_tracker_name, tracking_store_identity
 from movielens_pipeline.training import (
     checkpoints,
     loop,
@@ -26,5 +26,5 @@ def training_step(*model_code):
         experiment_tracker=experiment_tracker_name(),
         output_materializers=TrainedModelMaterializer,
         settings={"resources": ResourceSettings(gpu_count=1)},
-        cache_policy=CachePolicy(source_dependencies=[*TRAINING_CODE, *model_code]),
+        cache_policy=CachePolicy(source_dependencies=[*TRAINING_CODE, *model_code], cache_func=tracking_store_identity),
     )

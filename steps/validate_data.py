@@ -7,10 +7,13 @@ from zenml.config.cache_policy import CachePolicy
 from zenml.types import HTMLString
 
 from movielens_pipeline.data import contracts
-from movielens_pipeline.integrations.tracking import experiment_tracker_name
+from movielens_pipeline.integrations.tracking import experiment_tracker_name, tracking_store_identity
 
 
-@step(experiment_tracker=experiment_tracker_name(), cache_policy=CachePolicy(source_dependencies=[contracts]))
+@step(
+    experiment_tracker=experiment_tracker_name(),
+    cache_policy=CachePolicy(source_dependencies=[contracts], cache_func=tracking_store_identity),
+)
 def validate_data(
     interactions: pd.DataFrame,
     items: pd.DataFrame,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from dataclasses import asdict, is_dataclass
 
 import mlflow
@@ -79,6 +80,26 @@ def experiment_tracker_name() -> str | None:
 
     tracker = Client().active_stack.experiment_tracker
     return tracker.name if tracker else None
+
+
+def store_identity(tracking_uri: str) -> str:
+    """The tracking store down to its instance: its URI and when its Default experiment (created
+    with the store) was created; a fresh uuid when the store cannot say (never a cache hit)."""
+    try:
+        created = mlflow.MlflowClient(tracking_uri).get_experiment("0").creation_time
+    except Exception:  # noqa: BLE001 - unknown store: nothing may be reused from it
+        return f"{tracking_uri}|{uuid.uuid4()}"
+    return f"{tracking_uri}|{created}"
+
+
+def tracking_store_identity() -> str:
+    """Part of the cache key of every cached step that logs to MLflow. A cached step's MLflow run
+    lives in the store it ran against; reused against another store (a second checkout, or this
+    one after its .mlflow was deleted), later steps would log into a run that is not there."""
+    from zenml.client import Client
+
+    tracker = Client().active_stack.experiment_tracker
+    return store_identity(tracker.get_tracking_uri()) if tracker else ""
 
 
 def log_trained_run(trained: TrainedModel, name: str, device: str, data_fingerprint: str) -> TrainedModel:
