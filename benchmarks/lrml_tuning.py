@@ -159,7 +159,6 @@ def main() -> None:
             print(f"LRML's default ({DEFAULT_SETTING}) - {bpr_setting}, test NDCG@10 per user, mean over seeds: "
                   f"{c['mean_difference']:+.4f} (95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f})")
         earlier = report["datasets"].get(name, {})
-        earlier.pop("sparse", None)  # the sparse-data rule the defaults no longer need
         report["datasets"][name] = earlier | references | {"runs": earlier.get("runs", {}) | rows}
         print(f"\n{name}: mean over seeds {args.seeds}; test NDCG@10 popularity {popularity['ndcg_at_10']:.4f}, "
               f"EASE {ease['ndcg_at_10']:.4f}")

@@ -180,13 +180,13 @@ def summarise(store: common.Store, dataset: SequenceDataset) -> dict:
         models[base] = {"seeds": len(figures)} | {k: statistics.fmean(f[k] for f in figures) for k in numeric} | {
             f"{k}_per_seed": [f[k] for f in figures] for k in ("ndcg_at_10", "sampled_ndcg_at_10")}
     comparisons, against_ease = {}, {}
+    ease = _per_user_ndcg_mean(groups["ease"].values(), "test_full") if "ease" in groups else None
     for base, by_seed in groups.items():
         run = RUN_NAME.match(base)
         if run is None:
             continue
-        if "ease" in groups:
-            treated = _per_user_ndcg_mean(by_seed.values(), "test_full")
-            against_ease[base] = paired_bootstrap(treated, _per_user_ndcg_mean(groups["ease"].values(), "test_full"))
+        if ease is not None:
+            against_ease[base] = paired_bootstrap(_per_user_ndcg_mean(by_seed.values(), "test_full"), ease)
         # Each pretrained variant against no pretraining of the same setting and architecture.
         reference = groups.get(f"s3rec-{run['setting']}-none{run['architecture']}", {})
         seeds = sorted(by_seed.keys() & reference.keys())
