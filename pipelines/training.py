@@ -7,19 +7,24 @@
                                                     └→ lrml_train ────────────────────────┘
 
 One training branch per name in ``models`` (``movielens_pipeline.families`` says which steps
-train each); evaluate and register take them all as one list.
+train each); evaluate and register take them all as one list. A model listed in ``pod_training``
+trains on several pods of the Kubernetes step operator instead: ``<step>_pods`` (a command step)
+then ``<step>`` (collect_pod_training), e.g. build_dataset → lrml_train_pods → lrml_train.
 """
 
 from zenml import pipeline
 from zenml.utils import source_utils
 
 from movielens_pipeline.families import model_spec
+from movielens_pipeline.integrations.pod_training import pod_trainings
 from steps.build_dataset import build_dataset
+from steps.collect_pod_training import collect_pod_training
 from steps.drift_report import drift_report
 from steps.evaluate import evaluate
 from steps.ingest_ratings import ingest_ratings
 from steps.load_champion import load_champion
 from steps.register import register
+from steps.train_on_pods import train_on_pods
 from steps.validate_data import validate_data
 
 DEFAULT_MODELS = ("s3rec", "sasrec_no_pretraining", "lrml")
@@ -31,6 +36,7 @@ def training_pipeline(
     models: list[str] = list(DEFAULT_MODELS),
     pretrain: bool = True,
     warm_start: bool = False,
+    pod_training: dict[str, dict] = {},
 ):
     """Train, evaluate and register the listed models on the configured data.
 
@@ -39,7 +45,12 @@ def training_pipeline(
     ``bpr``). ``pretrain=False`` skips S3Rec's pretraining: finetuning then starts from scratch
     or, with ``warm_start``, from the registered model's weights (every model continues from the
     registry's model of its own name, the champion first; load_champion says which).
+    ``pod_training``: model name -> ``{pods, processes_per_pod, parameters}``
+    (``integrations.pod_training.PodTraining``), for models trained on several Kubernetes pods.
     """
+    on_pods = pod_trainings(pod_training)
+    if on_pods and warm_start:
+        raise ValueError("pod_training starts from fresh weights: it cannot be combined with warm_start")
     champion = load_champion(registered_model_name)
     interactions, items, item_attributes, input_fingerprint = ingest_ratings()
     validate_data(interactions, items, item_attributes)
@@ -56,6 +67,9 @@ def training_pipeline(
             if spec.pretrain_step not in pretrained:
                 pretrained[spec.pretrain_step] = source_utils.load(spec.pretrain_step)(sequence_dataset)
             inputs["pretrained"] = pretrained[spec.pretrain_step]
+        if name in on_pods:
+            trained_models.append(_trained_on_pods(name, spec, sequence_dataset, inputs.get("pretrained"), on_pods[name]))
+            continue
         train = source_utils.load(spec.train_step)
         trained_models.append(train(sequence_dataset, **inputs, **spec.parameters,
                                     warm_start_champion=warm_start_champion, id=spec.step_id))  # fmt: skip
@@ -64,3 +78,13 @@ def training_pipeline(
     register(
         sequence_dataset, trained_models, metrics, per_user, input_fingerprint, registered_model_name, champion,
     )  # fmt: skip
+
+
+def _trained_on_pods(name: str, spec, sequence_dataset, pretrained, training):
+    step_id = spec.step_id or spec.train_step.rsplit(".", 1)[1]
+    inputs = [artifact for artifact in (sequence_dataset, pretrained) if artifact is not None]
+    names = [f"{artifact.invocation_id}:{artifact.output_name}" for artifact in inputs]
+    train_on_pods(name, step_id, *names, training)(after=[artifact.invocation_id for artifact in inputs])
+    collect = collect_pod_training.with_options(enable_cache=False)
+    return collect(sequence_dataset, model_name=name, pods=training.pods, processes_per_pod=training.processes_per_pod,
+                   parameters=training.parameters, id=step_id, after=f"{step_id}_pods")  # fmt: skip

@@ -10,7 +10,8 @@ Why torch's launcher in a step, rather than ZenML's ``run_with_accelerate``: the
 is this project's own (``training.loop``), not Accelerate's, and the launcher is what torchrun
 runs (the same rendezvous, the same environment per rank, the same failure reports), with no
 new dependency; on Kubernetes the step operator runs the step, and the step starts its workers
-the same way inside its pod.
+the same way inside its pod. Several pods of one job (``integrations.pod_training``) start theirs
+the same way too, each as one node of the job (``distributed.Nodes``).
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ def read_dataset_from(folder: Path) -> SequenceDataset:
 
 
 def train(function: Callable[..., TrainedModel], dataset: SequenceDataset, processes: int, device: torch.device,
-          log_fn: LogFn, checkpoints=None, **kwargs) -> TrainedModel:  # fmt: skip
+          log_fn: LogFn, checkpoints=None, nodes: distributed.Nodes | None = None, **kwargs) -> TrainedModel | None:  # fmt: skip
     """``function(dataset, device=, log_fn=, checkpoints=, **kwargs)`` (a training function of
-    ``movielens_pipeline.training``) in this process, or in ``processes`` workers."""
-    if processes <= 1:
+    ``movielens_pipeline.training``) in this process, or in ``processes`` workers, on this machine
+    or on each of ``nodes``. Returns the trained model where global rank 0 ran (None on the other
+    nodes)."""
+    if processes <= 1 and nodes is None:
         return function(dataset, device=device, log_fn=log_fn, checkpoints=checkpoints, **kwargs)
     run = mlflow.active_run()
     target = (mlflow.get_tracking_uri(), run.info.run_id) if run is not None else None
@@ -61,8 +64,8 @@ def train(function: Callable[..., TrainedModel], dataset: SequenceDataset, proce
                 weights[name] = str(folder / name)
                 kwargs[name] = None
         distributed.launch(_train_worker, (function, str(folder), weights, device.type, target,
-                                           _prefix_of(log_fn), checkpoints, kwargs), processes, device.type)  # fmt: skip
-        return load_trained_model(folder / RESULT)
+                                           _prefix_of(log_fn), checkpoints, kwargs), processes, device.type, nodes)  # fmt: skip
+        return load_trained_model(folder / RESULT) if nodes is None or nodes.rank == 0 else None
 
 
 def _prefix_of(log_fn: LogFn) -> str | None:

@@ -2,8 +2,8 @@
 launcher that starts its workers, and the pieces the loop needs to stay one loop.
 
 How a step trains on several processes (``processes`` > 1): ``launch`` starts that many workers
-with torch's elastic launcher (what ``torchrun`` runs), on this machine, gloo on the CPU and NCCL
-on GPUs; each worker joins the process group, rebuilds the run from files, and runs the same
+with torch's elastic launcher (what ``torchrun`` runs), on this machine or on every pod of a
+multi-pod job (``Nodes``), gloo on the CPU and NCCL on GPUs; each worker joins the process group, rebuilds the run from files, and runs the same
 ``fit``. A worker that dies makes the launcher stop the others and raise, naming its rank and
 cause, so the step fails within seconds and nothing hangs.
 
@@ -83,6 +83,22 @@ class WorkerFailed(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Nodes:
+    """Several machines (the pods of one multi-pod job), each starting ``processes`` workers.
+
+    Node ``rank`` 0 hosts the rendezvous at ``main_address:main_port`` (torchrun's static
+    rendezvous: the node ranks are fixed, so global rank 0, which logs and returns the weights,
+    is a worker of node 0). ``job_id`` is the same on every node and unique to the job.
+    """
+
+    count: int
+    rank: int
+    main_address: str
+    main_port: int
+    job_id: str
+
+
+@dataclass(frozen=True)
 class WorkerSetup:
     """What every worker process knows when it starts."""
 
@@ -90,9 +106,11 @@ class WorkerSetup:
     threads: int  # torch CPU threads per worker
 
 
-def launch(entrypoint: Callable, args: tuple, processes: int, device: str = "cpu") -> dict[int, Any]:
+def launch(entrypoint: Callable, args: tuple, processes: int, device: str = "cpu",
+           nodes: Nodes | None = None) -> dict[int, Any]:  # fmt: skip
     """Run ``entrypoint(setup, *args)`` in ``processes`` workers (torch's elastic launcher, as
-    torchrun does), each a member of one process group; returns each rank's return value.
+    torchrun does), each a member of one process group, on this machine or, given ``nodes``, as
+    one node of several; returns this node's ranks' return values, by global rank.
 
     Raises ``WorkerFailed`` naming the first worker that failed and why; the launcher has then
     stopped every other worker.
@@ -102,10 +120,15 @@ def launch(entrypoint: Callable, args: tuple, processes: int, device: str = "cpu
 
     backend = "nccl" if device == "cuda" else "gloo"
     setup = WorkerSetup(backend, max(1, (os.cpu_count() or 1) // processes))
-    config = LaunchConfig(
-        min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=uuid.uuid4().hex, rdzv_backend="c10d",
-        rdzv_endpoint=f"127.0.0.1:{_free_port()}", max_restarts=0, monitor_interval=0.2, start_method="spawn",
-    )  # fmt: skip
+    if nodes is None:
+        rendezvous = dict(min_nodes=1, max_nodes=1, run_id=uuid.uuid4().hex, rdzv_backend="c10d",
+                          rdzv_endpoint=f"127.0.0.1:{_free_port()}")  # fmt: skip
+    else:
+        rendezvous = dict(min_nodes=nodes.count, max_nodes=nodes.count, run_id=nodes.job_id, rdzv_backend="static",
+                          rdzv_endpoint=f"{nodes.main_address}:{nodes.main_port}",
+                          rdzv_configs={"rank": nodes.rank})  # fmt: skip
+    config = LaunchConfig(**rendezvous, nproc_per_node=processes, max_restarts=0, monitor_interval=0.2,
+                          start_method="spawn")  # fmt: skip
     try:
         return elastic_launch(config, _worker)(entrypoint, setup, *args)
     except ChildFailedError as error:
@@ -113,7 +136,8 @@ def launch(entrypoint: Callable, args: tuple, processes: int, device: str = "cpu
         cause = failure.message if isinstance(failure.message, str) else failure.message.get("message", "")
         if not cause or cause == "<N/A>":
             cause = f"exit code {failure.exitcode}" + (f" (signal {-failure.exitcode})" if failure.exitcode < 0 else "")
-        raise WorkerFailed(f"worker rank {rank} of {processes} failed: {cause}") from None
+        world = processes * (nodes.count if nodes else 1)
+        raise WorkerFailed(f"worker rank {rank} of {world} failed: {cause}") from None
 
 
 @record
