@@ -7,7 +7,9 @@
   headless service, and the environment ZenML gives each pod is what the pod's command reads.
 - The pods' command: run as two local "pods" (two processes, each with the environment ZenML and
   Kubernetes set, one worker each) against a real pipeline run's artifacts, it trains what one
-  process trains (within 1e-5) and writes it where the collecting step reads it.
+  process trains (within 1e-5) and writes it where the collecting step reads it; the collecting
+  step, run in a pipeline, hands those weights on and logs the run.
+- Failure: a worker killed on one pod fails both pods within seconds, naming its rank; none hangs.
 """
 
 import json
@@ -15,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -159,8 +162,12 @@ def test_two_pods_train_on_a_runs_artifacts_what_one_process_trains(smoke_run, z
     pods = [subprocess.Popen([sys.executable, *command[1:]], env=environment | {pod_training.POD_INDEX: str(index)},
                              cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             for index in range(2)]  # fmt: skip
-    for pod in pods:
-        output, _ = pod.communicate(timeout=600)
+    try:
+        outputs = [pod.communicate(timeout=600)[0] for pod in pods]
+    finally:
+        for pod in pods:
+            pod.kill()
+    for pod, output in zip(pods, outputs):
         assert pod.returncode == 0, output[-3000:]
 
     store = Client().active_stack.artifact_store.path
@@ -204,3 +211,48 @@ def test_the_collecting_step_hands_on_the_pods_model_and_logs_its_run(smoke_run,
     assert mlflow_run.data.params["pods"] == "2" and mlflow_run.data.tags["model"] == "lrml"
     curve = mlflow_client.get_metric_history(mlflow_run.info.run_id, "train_loss")
     assert [point.step for point in curve] == [record["epoch"] for record in trained.history]
+
+
+POD = """
+import sys
+import time
+sys.path[:0] = [{repo!r}, {tests!r}]
+import torch
+from test_lrml import planted_dataset
+from movielens_pipeline.integrations import workers
+from movielens_pipeline.training.checkpoints import CheckpointStore
+from movielens_pipeline.training.distributed import Nodes
+from movielens_pipeline.training.loop import no_logging
+from movielens_pipeline.training.pairwise import LRMLHyperparameters, LRMLTrainConfig, train_lrml
+
+if __name__ == "__main__":
+    workers.train(train_lrml, planted_dataset(), 1, torch.device("cpu"), no_logging,
+                  CheckpointStore({checkpoints!r}, "job", "key"), Nodes(2, {rank}, "127.0.0.1", {port}, "job"),
+                  model_config=LRMLHyperparameters(dim=8), cfg=LRMLTrainConfig(epochs=500, patience=500))
+"""
+
+
+def test_a_worker_killed_on_one_pod_fails_both_pods_within_seconds_naming_its_rank(tmp_path):
+    from test_distributed import wait_for, workers_of
+
+    port = free_port()
+    pods = []
+    for rank in range(2):
+        script = tmp_path / f"pod{rank}.py"
+        script.write_text(POD.format(repo=str(REPO_ROOT), tests=str(REPO_ROOT / "tests"), rank=rank, port=port,
+                                     checkpoints=str(tmp_path / "checkpoints")))  # fmt: skip
+        pods.append(subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True))  # fmt: skip
+    try:
+        # Rank 0 (pod 0) writes a checkpoint after each epoch: both pods are past the rendezvous.
+        wait_for(lambda: any((tmp_path / "checkpoints").glob("*/*.pt")), 240, "the first epoch")
+        victim = workers_of(pods[1])[0]
+        killed = time.monotonic()
+        victim.kill()
+        outputs = [pod.communicate(timeout=60)[0] for pod in pods]
+    finally:
+        for pod in pods:
+            pod.kill()  # their workers die with them
+    assert all(pod.returncode != 0 for pod in pods) and time.monotonic() - killed < 30
+    assert f"worker rank 1 of 2 failed: Signal 9 (SIGKILL) received by PID {victim.pid}" in outputs[1], outputs[1][-2000:]
+    assert "worker rank 0 of 2 failed" in outputs[0], outputs[0][-2000:]  # its peer gone, not hanging
