@@ -16,7 +16,7 @@ from zenml import pipeline
 from zenml.utils import source_utils
 
 from movielens_pipeline.families import model_spec
-from movielens_pipeline.integrations.pod_training import pod_trainings
+from movielens_pipeline.integrations.pod_training import checked_parameters, pod_trainings
 from steps.build_dataset import build_dataset
 from steps.collect_pod_training import collect_pod_training
 from steps.drift_report import drift_report
@@ -48,7 +48,7 @@ def training_pipeline(
     ``pod_training``: model name -> ``{pods, processes_per_pod, parameters}``
     (``integrations.pod_training.PodTraining``), for models trained on several Kubernetes pods.
     """
-    on_pods = pod_trainings(pod_training)
+    on_pods = pod_trainings(pod_training, models)
     if on_pods and warm_start:
         raise ValueError("pod_training starts from fresh weights: it cannot be combined with warm_start")
     champion = load_champion(registered_model_name)
@@ -82,9 +82,13 @@ def training_pipeline(
 
 def _trained_on_pods(name: str, spec, sequence_dataset, pretrained, training):
     step_id = spec.step_id or spec.train_step.rsplit(".", 1)[1]
-    inputs = [artifact for artifact in (sequence_dataset, pretrained) if artifact is not None]
-    names = [f"{artifact.invocation_id}:{artifact.output_name}" for artifact in inputs]
-    train_on_pods(name, step_id, *names, training)(after=[artifact.invocation_id for artifact in inputs])
+    parameters = checked_parameters(source_utils.load(spec.train_step), training.parameters)
+    pods = train_on_pods(name, step_id, _artifact_name(sequence_dataset), _artifact_name(pretrained), training)
+    pods(after=[artifact.invocation_id for artifact in (sequence_dataset, pretrained) if artifact is not None])
     collect = collect_pod_training.with_options(enable_cache=False)
     return collect(sequence_dataset, model_name=name, pods=training.pods, processes_per_pod=training.processes_per_pod,
-                   parameters=training.parameters, id=step_id, after=f"{step_id}_pods")  # fmt: skip
+                   parameters=parameters, id=step_id, after=f"{step_id}_pods")  # fmt: skip
+
+
+def _artifact_name(artifact) -> str | None:
+    return f"{artifact.invocation_id}:{artifact.output_name}" if artifact is not None else None

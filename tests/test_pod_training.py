@@ -256,3 +256,33 @@ def test_a_worker_killed_on_one_pod_fails_both_pods_within_seconds_naming_its_ra
     assert all(pod.returncode != 0 for pod in pods) and time.monotonic() - killed < 30
     assert f"worker rank 1 of 2 failed: Signal 9 (SIGKILL) received by PID {victim.pid}" in outputs[1], outputs[1][-2000:]
     assert "worker rank 0 of 2 failed" in outputs[0], outputs[0][-2000:]  # its peer gone, not hanging
+
+
+@pytest.mark.parametrize(
+    "pod_config, complaint",
+    [
+        ({"bpr": {"pods": 2}}, r"pod_training names \['bpr'\], which are not in models"),
+        ({"s3rec": {"pods": 2, "gpus": 4}}, r"pod_training.s3rec: unknown keys \['gpus'\]"),
+        ({"s3rec": {"pods": 0}}, "pods and processes_per_pod must be >= 1"),
+        ({"s3rec": {"pods": 2, "parameters": {"train": {}}}}, r"'train' is not one of \['finetuning', 'model'\]"),
+        ({"lrml": {"pods": 2, "parameters": {"train": {"epoks": 3}}}}, "epoks"),
+    ],
+)
+def test_a_wrong_pod_training_fails_when_the_run_compiles(zenml_stack, pod_config, complaint):
+    from pipelines.training import training_pipeline
+
+    pipeline = training_pipeline.with_options(parameters={"models": ["s3rec", "lrml"], "pod_training": pod_config})
+    with pytest.raises(Exception, match=complaint):
+        pipeline.prepare()
+
+
+def test_a_model_without_pretraining_on_pods_starts_from_the_built_dataset_alone(zenml_stack):
+    from pipelines.training import training_pipeline
+
+    pipeline = training_pipeline.with_options(parameters={"models": ["lrml"], "pod_training": {"lrml": {"pods": 3}}})
+    pipeline.prepare()
+    pods = pipeline.invocations["lrml_train_pods"]
+    command = pods.step.configuration.command
+    assert "--pretrained" not in command and command[command.index("--dataset") + 1] == "build_dataset:sequence_dataset"
+    assert set(pods.upstream_steps) == {"build_dataset"} and "lrml_train_pods" in pipeline.invocations["lrml_train"].upstream_steps
+    assert pods.step.configuration.settings["step_operator.kubernetes"].model_dump()["pod_count"] == 3

@@ -23,8 +23,9 @@ import argparse
 import json
 import os
 import tempfile
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from movielens_pipeline.training.distributed import Nodes
 from movielens_pipeline.training.trained_model import (
@@ -62,9 +63,34 @@ class PodTraining:
             raise ValueError(f"pod_training: pods and processes_per_pod must be >= 1, got {self}")
 
 
-def pod_trainings(config: Mapping[str, Mapping]) -> dict[str, PodTraining]:
-    """The pipeline parameter (model name -> its settings) as ``PodTraining``s; unknown keys fail."""
-    return {model: PodTraining(**settings) for model, settings in config.items()}
+def pod_trainings(config: Mapping[str, Mapping], models: list[str]) -> dict[str, PodTraining]:
+    """The pipeline parameter (model name -> its settings) as ``PodTraining``s; a model the run
+    does not train, or an unknown key, fails when the run compiles."""
+    unknown = sorted(set(config) - set(models))
+    if unknown:
+        raise ValueError(f"pod_training names {unknown}, which are not in models: {models}")
+    trainings = {}
+    for model, settings in config.items():
+        extra = sorted(set(settings) - {field.name for field in fields(PodTraining)})
+        if extra:
+            raise ValueError(f"pod_training.{model}: unknown keys {extra}; known: pods, processes_per_pod, parameters")
+        trainings[model] = PodTraining(**settings)
+    return trainings
+
+
+def checked_parameters(train_step, parameters: dict) -> dict:
+    """``parameters`` validated against the typed parameter groups of the model's training step
+    (``model``, ``finetuning``, ``train``), so a misspelled key fails when the run compiles, not
+    in the pods."""
+    from movielens_pipeline.parameters import StepParameters
+
+    groups = {name: kind for name, kind in typing.get_type_hints(train_step.entrypoint).items()
+              if isinstance(kind, type) and issubclass(kind, StepParameters)}  # fmt: skip
+    for name, value in parameters.items():
+        if name not in groups:
+            raise ValueError(f"pod_training parameters: {name!r} is not one of {sorted(groups)} of {train_step.name}")
+        groups[name].model_validate(value)
+    return parameters
 
 
 def nodes_from_environment(environ: Mapping[str, str], step: str) -> Nodes:
