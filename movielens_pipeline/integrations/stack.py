@@ -129,7 +129,11 @@ def main() -> None:
 
         from movielens_pipeline.integrations.team_stack import STACK
 
-        Client().activate_stack(STACK)
+        client = Client()
+        # Activating rewrites the checkout's .zen/config.yaml, which other clients of the same
+        # checkout read at the same moment: write only when something changes.
+        if client.active_stack_model.name != STACK:
+            client.activate_stack(STACK)
         print(f"ZenML stack '{STACK}' active on the team's ZenML server {Client().zen_store.url}; run commands as its "
               "client: .venv/bin/python -m movielens_pipeline.integrations.team_stack exec -- <command>")
         return

@@ -45,9 +45,13 @@ def run_config(tmp_path: Path, name: str, registered_model: str, models: list[st
     return path
 
 
-def start_run(env: dict, config: Path) -> subprocess.Popen:
+def activate_team_stack(env: dict) -> None:
     subprocess.run([PYTHON, "-m", "movielens_pipeline.integrations.stack", "--team"], env=env, cwd=REPO_ROOT,
                    check=True, capture_output=True)  # fmt: skip
+
+
+def start_run(env: dict, config: Path) -> subprocess.Popen:
+    activate_team_stack(env)
     return subprocess.Popen([PYTHON, "-m", "movielens_pipeline.integrations.run_pipeline", "--config", str(config)],
                             env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -110,6 +114,8 @@ def test_two_clients_at_the_same_moment_leave_exactly_one_champion(stack, tmp_pa
         model = f"team-race-{round_}-{int(time.time())}"
         envs = [client_env(stack, f"client-{n}") for n in (1, 2)]
         configs = [run_config(tmp_path, f"race-{round_}-{n}", model, ["lrml"], seed=n, epochs=2) for n in (1, 2)]
+        for env in envs:  # each client's first activation writes the shared checkout's .zen: not at once
+            activate_team_stack(env)
         with ThreadPoolExecutor(2) as pool:
             outputs = list(pool.map(lambda pair: finish(start_run(*pair)), zip(envs, configs)))
         assert all("Registry: " + model + " versions" in out for out in outputs), [o[-2000:] for o in outputs]
