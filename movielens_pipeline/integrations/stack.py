@@ -115,6 +115,13 @@ def delete_runs() -> None:
     print(f"deleted ZenML pipeline {PIPELINE_NAME}, its runs and their artifacts")
 
 
+def _is_active(client, stack: str) -> bool:
+    try:
+        return client.active_stack_model.name == stack
+    except KeyError:  # the checkout's active stack is one of another ZenML store (the local one)
+        return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mlflow-dir", type=Path, default=DEFAULT_MLFLOW_DIR)
@@ -132,7 +139,7 @@ def main() -> None:
         client = Client()
         # Activating rewrites the checkout's .zen/config.yaml, which other clients of the same
         # checkout read at the same moment: write only when something changes.
-        if client.active_stack_model.name != STACK:
+        if not _is_active(client, STACK):
             client.activate_stack(STACK)
         print(f"ZenML stack '{STACK}' active on the team's ZenML server {Client().zen_store.url}; run commands as its "
               "client: .venv/bin/python -m movielens_pipeline.integrations.team_stack exec -- <command>")
