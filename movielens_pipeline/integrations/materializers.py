@@ -61,24 +61,33 @@ class SequenceDatasetMaterializer(BaseMaterializer):
         }
 
 
+def save_trained_model_to(trained: TrainedModel, uri: str) -> None:
+    """``save_trained_model`` at a local or artifact-store ``uri``; the JSON last, so a reader that
+    finds it finds the weights too."""
+    with tempfile.TemporaryDirectory() as tmp:
+        save_trained_model(trained, tmp)
+        for name in (WEIGHTS_FILE, META_FILE):
+            fileio.copy(os.path.join(tmp, name), os.path.join(uri, name), overwrite=True)
+
+
+def load_trained_model_from(uri: str) -> TrainedModel:
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in (WEIGHTS_FILE, META_FILE):
+            fileio.copy(os.path.join(uri, name), os.path.join(tmp, name))
+        return load_trained_model(tmp)
+
+
 class TrainedModelMaterializer(BaseMaterializer):
     """``weights.safetensors`` plus ``model.json`` (kind, config, history, summary)."""
 
     ASSOCIATED_TYPES: ClassVar[tuple] = (TrainedModel,)
     ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.MODEL
-    FILES = (WEIGHTS_FILE, META_FILE)
 
     def load(self, data_type: type[Any]) -> TrainedModel:
-        with tempfile.TemporaryDirectory() as tmp:
-            for name in self.FILES:
-                fileio.copy(os.path.join(self.uri, name), os.path.join(tmp, name))
-            return load_trained_model(tmp)
+        return load_trained_model_from(self.uri)
 
     def save(self, data: TrainedModel) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            save_trained_model(data, tmp)
-            for name in self.FILES:
-                fileio.copy(os.path.join(tmp, name), os.path.join(self.uri, name), overwrite=True)
+        save_trained_model_to(data, self.uri)
 
     def extract_metadata(self, data: TrainedModel) -> dict[str, Any]:
         scalars = {k: v for k, v in data.summary.items() if isinstance(v, (int, float, str))}

@@ -22,19 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from movielens_pipeline.training.distributed import Nodes
-from movielens_pipeline.training.trained_model import (
-    META_FILE,
-    WEIGHTS_FILE,
-    TrainedModel,
-    load_trained_model,
-    save_trained_model,
-)
+from movielens_pipeline.training.trained_model import META_FILE, TrainedModel
 
 RUN_ID = "ZENML_RUN_ID"
 # Environment every pod of the job gets (ZenML's pod settings, ``env``): its run's id, read from
@@ -107,26 +100,23 @@ def result_uri(artifact_store_path: str, run_id: str, step: str) -> str:
 
 
 def write_result(trained: TrainedModel, uri: str) -> None:
-    """The weights (safetensors) and the rest (JSON) at ``uri``, local or in the artifact store;
-    the JSON last, so a reader never finds half a result."""
+    """The weights (safetensors) and the rest (JSON) at ``uri``, local or in the artifact store."""
     from zenml.io import fileio
 
+    from movielens_pipeline.integrations.materializers import save_trained_model_to
+
     fileio.makedirs(uri)
-    with tempfile.TemporaryDirectory() as tmp:
-        save_trained_model(trained, tmp)
-        for name in (WEIGHTS_FILE, META_FILE):
-            fileio.copy(os.path.join(tmp, name), f"{uri}/{name}", overwrite=True)
+    save_trained_model_to(trained, uri)
 
 
 def read_result(uri: str) -> TrainedModel:
     from zenml.io import fileio
 
+    from movielens_pipeline.integrations.materializers import load_trained_model_from
+
     if not fileio.exists(f"{uri}/{META_FILE}"):
         raise FileNotFoundError(f"no trained model at {uri}: the pods did not finish their training")
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in (WEIGHTS_FILE, META_FILE):
-            fileio.copy(f"{uri}/{name}", os.path.join(tmp, name))
-        return load_trained_model(tmp)
+    return load_trained_model_from(uri)
 
 
 def pod_command(model: str, step: str, dataset: str, pretrained: str | None, training: PodTraining) -> list[str]:
