@@ -59,13 +59,12 @@ from movielens_pipeline.training.s3rec import (  # noqa: E402
     S3RecHyperparameters,
     finetune,
     pretrain,
+    pretraining_losses,
     s3rec_config,
 )
 from movielens_pipeline.training.trained_model import load_trained_model, save_trained_model  # noqa: E402
 
 RESULTS = common.RESULTS_DIR / "s3rec_paper.json"
-PLOT = common.RESULTS_DIR / "s3rec_paper.png"
-FRACTIONS_PLOT = common.RESULTS_DIR / "s3rec_paper_user_fractions.png"
 DEFAULT_WORK = Path(__file__).resolve().parents[1] / ".cache" / "s3rec_paper"
 
 # NDCG@10 / HR@10 on exactly these files (see ../shared/reference/models.md).
@@ -145,6 +144,26 @@ def s3rec_runs(store: common.Store, dataset: SequenceDataset, name: str, seed: i
                                   "epochs_run": trained.summary["epochs_run"]}, ranks  # fmt: skip
 
             common.run_or_load(store, key, make)
+
+
+def pretraining_fit(store: common.Store, dataset: SequenceDataset, name: str, args) -> dict[str, dict]:
+    """The paper's pretraining losses (per row, on every prefix row, one fixed draw, dropout off)
+    of every pretraining in the store, of the authors' checkpoint and of an untrained model."""
+    model_config = s3rec_config(dataset)
+    starts = {"untrained": None}
+    for folder in sorted(store.folder.glob("*pretraining*-seed*")) + sorted(store.folder.glob("pretrained-*-seed*")):
+        starts[folder.name] = load_trained_model(folder)
+    checkpoint = args.official_checkpoints / f"{name}-epochs-150.pt" if args.official_checkpoints else None
+    if checkpoint is not None and checkpoint.exists():
+        starts["official"] = load_official_checkpoint(checkpoint, dataset, S3Rec(model_config))
+    fits = {}
+    for start, trained in starts.items():
+        model = S3Rec(model_config)
+        if trained is not None:
+            model.load_state_dict(trained.state_dict)
+        fits[start] = pretraining_losses(model, dataset, paper_pretraining(1, "prefixes", seed=0))
+        logging.info("%s %s pretraining losses: %s", name, start, fits[start])
+    return fits
 
 
 def baseline_runs(store: common.Store, dataset: SequenceDataset, seeds: list[int], parts: list[str]) -> None:
@@ -331,6 +350,10 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=None, help="cap on finetuning epochs (smoke runs)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--report-only", action="store_true", help="summarise what the work folder holds")
+    parser.add_argument("--pretraining-fit", action="store_true",
+                        help="also report how well each pretraining (and the authors' checkpoint) fits the paper's objectives")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="report JSON (its plots are written beside it, named after it)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if args.threads:
@@ -348,6 +371,8 @@ def main() -> None:
                         s3rec_runs(store, kept, name, seed, args)
                 baseline_runs(store, kept, args.seeds, args.parts)
         summaries[name] = summarise(common.Store(args.work / name), dataset) | {"published": PUBLISHED.get(name, {})}
+        if args.pretraining_fit:
+            summaries[name]["pretraining_fit"] = pretraining_fit(common.Store(args.work / name), dataset, name, args)
         print_table(name, summaries[name])
         # Every share of users run so far, each with its own pretraining on that share only.
         for folder in sorted((args.work / name).glob("users-*")):
@@ -355,17 +380,18 @@ def main() -> None:
             summary = summarise(common.Store(folder), common.keep_users(dataset, fraction))
             summaries[name].setdefault("user_fractions", {})[folder.name] = summary
             print_table(name, summary)
-    existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results = args.results
+    existing = json.loads(results.read_text()) if results.exists() else {}
     report = existing | {
         "protocol": "leave-one-out; full ranking (seen items excluded, pessimistic ties) and 99 sampled negatives",
         "settings": {name: cfg.as_dict() for name, cfg in SETTINGS.items()},
         "pretraining": paper_pretraining(args.pretrain_epochs, args.pretrain_rows, 0).as_dict() | {"seed": "per run"},
         "datasets": existing.get("datasets", {}) | summaries,
     } | common.environment(started)
-    common.write_report(report, RESULTS)
-    plot(report["datasets"], PLOT)
-    plot_user_fractions(report["datasets"], FRACTIONS_PLOT)
-    print(common.footer(report, RESULTS))
+    common.write_report(report, results)
+    plot(report["datasets"], results.with_suffix(".png"))
+    plot_user_fractions(report["datasets"], results.with_name(f"{results.stem}_user_fractions.png"))
+    print(common.footer(report, results))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,30 @@ import torch.nn.functional as F
 FINETUNE_LOSSES = ("ce", "bce", "sampled_softmax")
 
 
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout, 0 <= p < 1. On CPU the keep mask comes from 16 random bits per element,
+    cut from 64-bit draws (p rounded to 1/65536): the bernoulli sampler behind ``F.dropout``
+    costs about 4x as much there and took 40% of a pretraining step on 2 cores. GPUs keep the
+    fused kernel."""
+    if not training or p == 0.0:
+        return x
+    if x.is_cuda:
+        return F.dropout(x, p, training=True)
+    dropped = round(p * 65536)
+    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
+    bits = words.view(torch.int16)[: x.numel()].view(x.shape)
+    return x * ((bits >= dropped - 32768).to(x.dtype) * (65536 / (65536 - dropped)))
+
+
+class Dropout(nn.Module):
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+
 @dataclass
 class S3RecConfig:
     num_items: int
@@ -43,6 +67,9 @@ class S3RecConfig:
     def __post_init__(self):
         if self.hidden_size % self.num_heads:
             raise ValueError("hidden_size must be a multiple of num_heads")
+        for name in ("hidden_dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
 class SelfAttention(nn.Module):
@@ -54,7 +81,7 @@ class SelfAttention(nn.Module):
         self.attention_dropout = config.attention_dropout
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.out = nn.Linear(config.hidden_size, config.hidden_size)
-        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.dropout = Dropout(config.hidden_dropout)
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor, last_only: bool = False) -> torch.Tensor:
@@ -64,12 +91,19 @@ class SelfAttention(nn.Module):
         query, key, value = heads.permute(2, 0, 3, 1, 4)  # each [B, heads, L, head_dim]
         if last_only:
             query, allowed, x = query[:, :, -1:], allowed[..., -1:, :], x[:, -1:]
-        attended = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=allowed,
-            dropout_p=self.attention_dropout if self.training else 0.0,
-        )  # fmt: skip
-        attended = attended.transpose(1, 2).reshape(batch, x.size(1), hidden)
+        attended = self._attend(query, key, value, allowed).transpose(1, 2).reshape(batch, x.size(1), hidden)
         return self.norm(x + self.dropout(self.out(attended)))
+
+    def _attend(self, query, key, value, allowed: torch.Tensor) -> torch.Tensor:
+        dropping = self.training and self.attention_dropout > 0
+        if not dropping or query.is_cuda:
+            return F.scaled_dot_product_attention(
+                query, key, value, attn_mask=allowed, dropout_p=self.attention_dropout if dropping else 0.0
+            )
+        # On CPU the attention weights are dropped here, with the cheaper mask of ``dropout``.
+        scores = (query @ key.transpose(-2, -1)) * query.size(-1) ** -0.5
+        weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+        return dropout(weights, self.attention_dropout, training=True) @ value
 
 
 class FeedForward(nn.Module):
@@ -77,7 +111,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.expand = nn.Linear(config.hidden_size, 4 * config.hidden_size)
         self.contract = nn.Linear(4 * config.hidden_size, config.hidden_size)
-        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.dropout = Dropout(config.hidden_dropout)
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,7 +137,7 @@ class S3Rec(nn.Module):
         self.position_embedding = nn.Embedding(config.max_len, hidden)
         self.attribute_embedding = nn.Embedding(config.num_attributes + 1, hidden, padding_idx=0)
         self.embedding_norm = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
-        self.embedding_dropout = nn.Dropout(config.hidden_dropout)
+        self.embedding_dropout = Dropout(config.hidden_dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.num_layers))
         self.aap_head = nn.Linear(hidden, hidden)
         self.mip_head = nn.Linear(hidden, hidden)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_lrml import ndcg_on_test_split
 
-from models.s3rec import S3Rec, S3RecConfig
+from models.s3rec import S3Rec, S3RecConfig, dropout
 from movielens_pipeline.data.dataset import SequenceDataset, pad_left
 from movielens_pipeline.evaluation.baselines import popularity_score_fn
 from movielens_pipeline.evaluation.scorers import s3rec_score_fn
@@ -20,6 +20,7 @@ from movielens_pipeline.training.s3rec import (
     PretrainConfig,
     finetune,
     pretrain,
+    pretraining_losses,
 )
 from movielens_pipeline.training.sequence_batches import (
     PretrainingSampler,
@@ -140,6 +141,45 @@ def test_scoring_the_last_position_of_the_shortest_padding_equals_the_full_encod
         full = model.encode(pad_left(histories, 12), causal=True)[:, -1] @ model.item_embedding.weight[:31].T
         scored = s3rec_score_fn(model)(torch.arange(3), histories)  # padded to 5, last position only
     torch.testing.assert_close(scored, full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_zeroes_a_share_p_and_keeps_the_expected_value(p):
+    torch.manual_seed(0)
+    x = torch.rand(400, 2_501) + 0.5  # 1M elements, none zero
+    dropped = dropout(x, p, training=True)
+    zeroed = dropped == 0
+    assert abs(zeroed.float().mean().item() - p) < 0.003
+    torch.testing.assert_close(dropped[~zeroed], x[~zeroed] / (1 - p), rtol=1e-3, atol=0.0)  # p is kept to 1/65536
+    assert abs(dropped.mean().item() / x.mean().item() - 1) < 0.005
+    assert dropout(x, p, training=False) is x
+    torch.manual_seed(1)
+    first = dropout(x, p, training=True)
+    torch.manual_seed(1)
+    assert torch.equal(first, dropout(x, p, training=True))  # the global seed decides the mask
+
+
+def test_dropout_outside_zero_to_one_is_refused():
+    for value in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="hidden_dropout"):
+            S3RecConfig(num_items=30, num_attributes=5, **(SMALL | {"hidden_dropout": value}))
+
+
+def test_pretraining_lowers_its_own_losses_on_a_fixed_draw():
+    """The probe that compares pretrainings (ours, the authors') measures what pretraining trains."""
+    dataset = cluster_walk_dataset(users=80)
+    config = model_config(dataset)
+    cfg = PretrainConfig(epochs=15, batch_size=32, sp_weight=0.5, rows="prefixes")
+    untrained = S3Rec(config)
+    before = pretraining_losses(untrained, dataset, cfg)
+    assert pretraining_losses(untrained, dataset, cfg) == before  # one fixed draw, dropout off
+    trained = S3Rec(config)
+    trained.load_state_dict(pretrain(dataset, config, cfg).state_dict)
+    after = pretraining_losses(trained, dataset, cfg)
+    assert set(after) == {"aap_loss", "mip_loss", "map_loss", "sp_loss", "loss"}
+    for name in ("aap_loss", "map_loss", "loss"):
+        assert after[name] < 0.8 * before[name], (name, before, after)
+    assert after["mip_loss"] < before["mip_loss"], (before, after)
 
 
 def test_pad_left_keeps_the_most_recent_items_right_aligned():

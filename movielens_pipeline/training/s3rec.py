@@ -197,6 +197,24 @@ class PretrainingTask:
         return losses
 
 
+@torch.no_grad()
+def pretraining_losses(model: S3Rec, dataset: SequenceDataset, cfg: PretrainConfig) -> dict[str, float]:
+    """Mean per-row pretraining losses of ``model`` over every row ``cfg.rows`` gives, dropout
+    off, with masks, negatives and segments drawn once from ``cfg.seed``: how well weights
+    trained elsewhere (the authors' checkpoint, or ours on other rows or for longer) fit these
+    objectives, all measured on the same draw."""
+    task = PretrainingTask(model, dataset, cfg, torch.Generator().manual_seed(cfg.seed), torch.device("cpu"))
+    was_training = model.training
+    model.eval()
+    totals: dict[str, float] = {}
+    for start in range(0, task.num_rows, cfg.batch_size):
+        row_ids = torch.arange(start, min(start + cfg.batch_size, task.num_rows))
+        for name, value in task.loss(task.make_batch(row_ids)).items():
+            totals[name] = totals.get(name, 0.0) + float(value) * len(row_ids)
+    model.train(was_training)
+    return {name: total / task.num_rows for name, total in totals.items()}
+
+
 class NextItemTask:
     """Next-item prediction at every position of causal training windows."""
 
