@@ -27,7 +27,9 @@ Run: .venv/bin/python benchmarks/s3rec_paper.py --datasets LastFM --seeds 42 1 2
      [--variants none pretrained default_pretraining official]  (``official`` needs --official-checkpoints)
      [--user-fractions 0.1 0.25 0.5 1]  (a seeded share of the users, each with its own pretraining)
      [--model max_len=100 hidden_dropout=0.3]  (an architecture sweep, without pretraining)
-(writes benchmarks/results/s3rec_paper.json and s3rec_paper.png)
+     [--pretraining-fit]  (each pretraining's and the authors' checkpoint's losses on one fixed draw)
+     [--results benchmarks/results/other.json]
+(writes benchmarks/results/s3rec_paper.json and s3rec_paper.png, or --results and its plots)
 """
 
 from __future__ import annotations
