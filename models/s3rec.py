@@ -30,11 +30,11 @@ FINETUNE_LOSSES = ("ce", "bce", "sampled_softmax")
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Inverted dropout, 0 <= p < 1. On CPU the keep mask comes from 16 random bits per element,
     cut from 64-bit draws (p rounded to 1/65536): the bernoulli sampler behind ``F.dropout``
-    costs about 4x as much there and took 40% of a pretraining step on 2 cores. GPUs keep the
-    fused kernel."""
+    costs about 4x as much there and took 40% of a pretraining step on 2 cores. Other devices
+    keep the fused kernel."""
     if not training or p == 0.0:
         return x
-    if x.is_cuda:
+    if x.device.type != "cpu":
         return F.dropout(x, p, training=True)
     dropped = round(p * 65536)
     words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), 2**63 - 1)
@@ -96,7 +96,7 @@ class SelfAttention(nn.Module):
 
     def _attend(self, query, key, value, allowed: torch.Tensor) -> torch.Tensor:
         dropping = self.training and self.attention_dropout > 0
-        if not dropping or query.is_cuda:
+        if not dropping or query.device.type != "cpu":
             return F.scaled_dot_product_attention(
                 query, key, value, attn_mask=allowed, dropout_p=self.attention_dropout if dropping else 0.0
             )
