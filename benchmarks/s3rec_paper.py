@@ -153,8 +153,8 @@ def pretraining_fit(store: common.Store, dataset: SequenceDataset, name: str, ar
     of every pretraining in the store, of the authors' checkpoint and of an untrained model."""
     model_config = s3rec_config(dataset)
     starts = {"untrained": None}
-    for folder in sorted(store.folder.glob("*pretraining*-seed*")) + sorted(store.folder.glob("pretrained-*-seed*")):
-        starts[folder.name] = load_trained_model(folder)
+    for saved in sorted(store.folder.glob("*/model.json")):  # the store keeps only pretrainings as folders
+        starts[saved.parent.name] = load_trained_model(saved.parent)
     checkpoint = args.official_checkpoints / f"{name}-epochs-150.pt" if args.official_checkpoints else None
     if checkpoint is not None and checkpoint.exists():
         starts["official"] = load_official_checkpoint(checkpoint, dataset, S3Rec(model_config))
