@@ -10,7 +10,8 @@
   as a plain function (``trainer``, for the tuning pipeline's trials), the ZenML step that trains
   it in the training pipeline (an import path, so this module and serving never import ZenML),
   the step's id in the DAG and fixed parameters, and the step that pretrains it, if any.
-  ``s3rec`` and ``sasrec_no_pretraining`` are two specs of one family.
+  ``s3rec`` and ``sasrec_no_pretraining`` are two specs of one family: the second is the first
+  without pretraining.
 
 This module registers the project's own families at the bottom; a family defined elsewhere
 registers itself when its module is imported (the served model imports ``family_module``).
@@ -75,6 +76,9 @@ class ModelSpec:
     step_id: str | None = None  # its id in the DAG (default: the step's name)
     parameters: Mapping[str, object] = field(default_factory=dict)  # fixed step parameters
     pretrain_step: str | None = None  # a step on the dataset whose output is the train step's ``pretrained``
+    # The model this one is the same training of, without its pretraining: trained side by side,
+    # the two tell on validation whether pretraining pays (``pretrain: auto`` acts on it).
+    without_pretraining_of: str | None = None
 
 
 _FAMILIES: dict[str, ModelFamily] = {}
@@ -103,6 +107,17 @@ def model_spec(name: str) -> ModelSpec:
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r} in models:; known: {sorted(_MODELS)}")
     return _MODELS[name]
+
+
+def pretraining_pairs(names) -> list[tuple[str, str]]:
+    """(pretrained model, the same without pretraining) for every such pair among ``names``."""
+    return [(spec.without_pretraining_of, name) for name in names
+            if (spec := model_spec(name)).without_pretraining_of in names]  # fmt: skip
+
+
+def without_pretraining(name: str) -> str | None:
+    """The model that is ``name`` trained without its pretraining, if one is registered."""
+    return next((spec.name for spec in _MODELS.values() if spec.without_pretraining_of == name), None)
 
 
 def import_family(module: str) -> None:
@@ -169,7 +184,7 @@ register(
               pretrain_step="steps.s3rec_pretrain.s3rec_pretrain"),
     ModelSpec("sasrec_no_pretraining", "s3rec", _s3rec_trainer("sasrec_no_pretraining"),
               "steps.s3rec_finetune.s3rec_finetune", step_id="sasrec_finetune",
-              parameters={"model_name": "sasrec_no_pretraining"}),
+              parameters={"model_name": "sasrec_no_pretraining"}, without_pretraining_of="s3rec"),
 )  # fmt: skip
 register(
     ModelFamily("lrml", lambda config: LRML(LRMLConfig(**config["model"])), user_recommender,

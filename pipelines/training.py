@@ -17,6 +17,8 @@ from zenml.utils import source_utils
 
 from movielens_pipeline.families import model_spec
 from movielens_pipeline.integrations.pod_training import checked_parameters, pod_trainings
+from movielens_pipeline.integrations.tracking import planned_pretraining
+from movielens_pipeline.training.pretraining_plan import PretrainSetting
 from steps.build_dataset import build_dataset
 from steps.collect_pod_training import collect_pod_training
 from steps.drift_report import drift_report
@@ -34,20 +36,28 @@ DEFAULT_MODELS = ("s3rec", "sasrec_no_pretraining", "lrml")
 def training_pipeline(
     registered_model_name: str = "movielens-recommender",
     models: list[str] = list(DEFAULT_MODELS),
-    pretrain: bool = True,
+    pretrain: PretrainSetting = "auto",
+    pretraining_verdict_days: int = 30,
     warm_start: bool = False,
     pod_training: dict[str, dict] = {},
 ):
     """Train, evaluate and register the listed models on the configured data.
 
     ``models``: names of ``movielens_pipeline.families`` entries (``s3rec``, ``sasrec_no_pretraining``
-    (the same finetuning without pretraining, so every run shows what pretraining buys), ``lrml``,
-    ``bpr``). ``pretrain=False`` skips S3Rec's pretraining: finetuning then starts from scratch
-    or, with ``warm_start``, from the registered model's weights (every model continues from the
-    registry's model of its own name, the champion first; load_champion says which).
+    (the same finetuning without pretraining: what pretraining buys), ``lrml``, ``bpr``).
+    ``pretrain``: ``auto`` trains s3rec and sasrec_no_pretraining side by side until the registry
+    holds a verdict on whether pretraining pays on validation, then only the one it favours, and
+    measures again once the verdict is older than ``pretraining_verdict_days``
+    (``training.pretraining_plan``); ``true`` trains the models as listed, pretrained; ``false``
+    skips S3Rec's pretraining: finetuning then starts from scratch or, with ``warm_start``, from
+    the registered model's weights (every model continues from the registry's model of its own
+    name, the champion first; load_champion says which).
     ``pod_training``: model name -> ``{pods, processes_per_pod, parameters}``
     (``integrations.pod_training.PodTraining``), for models trained on several Kubernetes pods.
     """
+    plan = planned_pretraining(registered_model_name, models, pretrain, pretraining_verdict_days)
+    print(f"Pretraining: {plan.explanation}")
+    models = list(plan.models)
     on_pods = pod_trainings(pod_training, models)
     if on_pods and warm_start:
         raise ValueError("pod_training starts from fresh weights: it cannot be combined with warm_start")
@@ -63,7 +73,7 @@ def training_pipeline(
     for name in models:
         spec = model_spec(name)
         inputs = {}
-        if spec.pretrain_step is not None and pretrain:
+        if spec.pretrain_step is not None and plan.pretrain:
             if spec.pretrain_step not in pretrained:
                 pretrained[spec.pretrain_step] = source_utils.load(spec.pretrain_step)(sequence_dataset)
             inputs["pretrained"] = pretrained[spec.pretrain_step]
@@ -77,6 +87,7 @@ def training_pipeline(
     metrics, per_user, _, _ = evaluate(sequence_dataset, trained_models)
     register(
         sequence_dataset, trained_models, metrics, per_user, input_fingerprint, registered_model_name, champion,
+        pretraining_plan=plan.explanation, records_pretraining_verdict=plan.records_verdict and not warm_start,
     )  # fmt: skip
 
 

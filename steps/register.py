@@ -23,9 +23,15 @@ def register(
     registered_model_name: str,
     champion: ChampionRecord,
     promotion: PromotionRule = PromotionRule(),
+    pretraining_plan: str = "",
+    records_pretraining_verdict: bool = False,
 ) -> Annotated[RegistrationDecision, "registration"]:
     """Register the run's models; the best on validation becomes champion only if it beats
-    ``champion`` (the one load_champion recorded) on today's test split."""
+    ``champion`` (the one load_champion recorded) on today's test split.
+
+    ``pretraining_plan``: what ``pretrain`` made the run train (reported). With
+    ``records_pretraining_verdict``, first record on the registered model whether pretraining
+    paid on validation, for later runs with ``pretrain: auto`` to follow."""
     trained = {model.summary["name"]: model for model in trained_models}
     tags = {
         "data_fingerprint": sequence_dataset.fingerprint(),
@@ -33,11 +39,18 @@ def register(
         "git_commit": git_commit(),
         "zenml_run_id": str(get_step_context().pipeline_run.id),
     }
+    verdict = None
+    if records_pretraining_verdict:
+        verdict = registry.record_pretraining_verdict(registered_model_name, trained, per_user_ranks, promotion,
+                                                      tags["zenml_run_id"])  # fmt: skip
     decision = registry.register_run(
         registered_model_name, trained, sequence_dataset, evaluation_metrics, per_user_ranks, tags, promotion,
         champion,
-    )  # fmt: skip
+    ).model_copy(update={"pretraining_plan": pretraining_plan, "pretraining_verdict": verdict})  # fmt: skip
     mlflow.log_dict(decision.model_dump(), "registration/decision.json")
-    mlflow.set_tags({"promotion": str(decision.alias), "promotion_reason": decision.reason} | tags)
+    pretraining_tags = {"pretraining_plan": pretraining_plan[:5000]} if pretraining_plan else {}
+    if verdict is not None:
+        pretraining_tags["pretraining_pays"] = str(verdict.pays).lower()
+    mlflow.set_tags({"promotion": str(decision.alias), "promotion_reason": decision.reason} | tags | pretraining_tags)
     print(decision.summary())
     return decision

@@ -6,6 +6,7 @@ import os
 import tempfile
 import uuid
 from dataclasses import asdict, is_dataclass
+from datetime import date
 
 import mlflow
 import pandas as pd
@@ -19,6 +20,7 @@ from movielens_pipeline.training.checkpoints import (
     config_fingerprint,
 )
 from movielens_pipeline.training.loop import LogFn
+from movielens_pipeline.training.pretraining_plan import PretrainingPlan, plan_pretraining
 from movielens_pipeline.training.runtime import pick_device, seed_everything
 from movielens_pipeline.training.trained_model import TrainedModel, save_trained_model
 
@@ -212,3 +214,23 @@ def beside_tracking_store(file_name: str) -> str:
         raise ValueError(f"MLflow tracks to {tracking}: name the database this job writes to")
     return f"sqlite:///{Path(tracking.removeprefix('sqlite:///')).parent / file_name}"
 
+
+
+def planned_pretraining(registered_model_name: str, models: list[str], pretrain, max_age_days: int) -> PretrainingPlan:
+    """The run's pretraining plan, while the pipeline is composed: with ``pretrain: auto`` it reads
+    the verdicts recorded on the registered model from the active stack's registry. A registry
+    that cannot be read leaves the run measuring (training both), never guessing."""
+    from zenml.client import Client
+
+    from movielens_pipeline.serving.registry import pretraining_verdicts
+
+    verdicts, unreadable = {}, None
+    if pretrain == "auto":
+        try:
+            tracker = Client().active_stack.experiment_tracker
+            if tracker is not None:
+                tracker.configure_mlflow()
+            verdicts = pretraining_verdicts(registered_model_name)
+        except Exception as error:  # noqa: BLE001 - any failure to read means: measure again
+            unreadable = f"{type(error).__name__}: {str(error)[:200]}"
+    return plan_pretraining(models, pretrain, verdicts, date.today(), max_age_days, unreadable)

@@ -8,6 +8,7 @@ import pandas as pd
 from movielens_pipeline.evaluation.metrics import per_user_metric
 from movielens_pipeline.evaluation.protocols import paired_bootstrap
 from movielens_pipeline.parameters import StepParameters
+from movielens_pipeline.serving.records import PretrainingVerdict
 
 
 class PromotionRule(StepParameters):
@@ -39,13 +40,29 @@ def promotion_decision(
     return True, f"{rule.metric} gain {gain:+.4f} over the champion (bootstrap low {stats['ci_low']:+.4f})", stats
 
 
-def per_user_from_table(per_user_ranks: pd.DataFrame, model: str, metric: str) -> np.ndarray:
+def per_user_from_table(per_user_ranks: pd.DataFrame, model: str, metric: str, split: str = "test") -> np.ndarray:
     rows = per_user_ranks[
         (per_user_ranks["model"] == model)
-        & (per_user_ranks["split"] == "test")
+        & (per_user_ranks["split"] == split)
         & (per_user_ranks["protocol"] == "full")
     ].sort_values("user_idx")
     return per_user_metric(rows["rank"].to_numpy(), metric)
+
+
+def pretraining_verdict(per_user_ranks: pd.DataFrame, pretrained: str, without_pretraining: str,
+                        rule: PromotionRule, decided_on: str, zenml_run_id: str | None = None) -> PretrainingVerdict:  # fmt: skip
+    """Whether ``pretrained`` beat ``without_pretraining`` (the same training from scratch) on the
+    validation users, by the promotion rule's metric and confidence: pretraining has to show a gain
+    beyond noise to keep its cost, as a candidate has to beat the champion."""
+    first = per_user_from_table(per_user_ranks, pretrained, rule.metric, split="valid")
+    second = per_user_from_table(per_user_ranks, without_pretraining, rule.metric, split="valid")
+    stats = paired_bootstrap(first, second, rule.bootstrap_samples, level=2 * rule.confidence - 1)
+    return PretrainingVerdict(
+        model=pretrained, without_pretraining=without_pretraining, metric=rule.metric,
+        pays=stats["mean_difference"] > rule.min_improvement and stats["ci_low"] > 0,
+        gain=stats["mean_difference"], confidence=rule.confidence, ci_low=stats["ci_low"], ci_high=stats["ci_high"], users=len(first),
+        decided_on=decided_on, zenml_run_id=zenml_run_id,
+    )  # fmt: skip
 
 
 def choose_candidate(evaluation_metrics: pd.DataFrame, models: list[str], metric: str) -> str:

@@ -34,6 +34,29 @@ class ChampionRecord(Record):
         return self.version is not None
 
 
+class PretrainingVerdict(Record):
+    """Whether pretraining paid on validation: the pretrained model against the same training
+    without pretraining, per user, paired bootstrap. ``pretrain: auto`` follows the newest one."""
+
+    model: str  # the pretrained model (s3rec)
+    without_pretraining: str  # the same training from scratch (sasrec_no_pretraining)
+    pays: bool  # the one-sided bootstrap bound of pretrained - without is above 0
+    metric: str
+    gain: float  # mean per-user difference, pretrained - without, validation split
+    confidence: float  # ci_low is the one-sided bound at this level, ci_high its mirror
+    ci_low: float
+    ci_high: float
+    users: int
+    decided_on: str  # ISO date
+    zenml_run_id: Optional[str] = None
+
+    def summary(self) -> str:
+        verdict = "pays" if self.pays else "does not pay"
+        return (f"pretraining {verdict} on validation: {self.model} - {self.without_pretraining} {self.metric} "
+                f"{self.gain:+.4f} (one-sided {self.confidence:.0%} bootstrap bound {self.ci_low:+.4f}, "
+                f"{self.users:,} users; {self.decided_on})")  # fmt: skip
+
+
 class RegistrationDecision(Record):
     """What ``register`` did: the versions it created, where the candidate's alias went and why."""
 
@@ -46,13 +69,22 @@ class RegistrationDecision(Record):
     alias: Optional[str] = None  # "champion", "challenger", or None when nothing moved
     reason: str
     bootstrap: dict[str, float] = {}  # the gate's paired bootstrap against the champion
+    pretraining_plan: str = ""  # what ``pretrain`` made this run train, and why
+    pretraining_verdict: Optional[PretrainingVerdict] = None  # measured by this run, when it trained both
 
     def summary(self) -> str:
-        """One line for the terminal: what was registered and where the aliases went, and why."""
+        """What was registered and where the aliases went, and why; then the pretraining plan and
+        the verdict this run recorded for the next runs, when any."""
         if self.alias is None:
-            return f"Registry: {self.registered_model}: {self.reason}"
-        return (f"Registry: {self.registered_model} versions {self.versions}; v{self.version} ({self.candidate}, "
-                f"best on validation) is now @{self.alias}: {self.reason}")  # fmt: skip
+            line = f"Registry: {self.registered_model}: {self.reason}"
+        else:
+            line = (f"Registry: {self.registered_model} versions {self.versions}; v{self.version} ({self.candidate}, "
+                    f"best on validation) is now @{self.alias}: {self.reason}")  # fmt: skip
+        if self.pretraining_plan:
+            line += f"\nPretraining: {self.pretraining_plan}"
+        if self.pretraining_verdict is not None:
+            line += f"\nRecorded for pretrain: auto: {self.pretraining_verdict.summary()}"
+        return line
 
 
 class ServedModelRecord(Record):

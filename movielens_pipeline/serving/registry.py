@@ -25,15 +25,21 @@ from movielens_pipeline.data.dataset import SequenceDataset
 from movielens_pipeline.data.ragged import Ragged
 from movielens_pipeline.evaluation.metrics import ScoreFn, full_ranking, per_user_metric
 from movielens_pipeline.evaluation.protocols import flat_metrics, split_inputs
-from movielens_pipeline.families import family_code_paths, family_of, load_recommender
+from movielens_pipeline.families import family_code_paths, family_of, load_recommender, pretraining_pairs
 from movielens_pipeline.serving.promotion import (
     PromotionRule,
     choose_candidate,
     per_user_from_table,
+    pretraining_verdict,
     promotion_decision,
     version_description,
 )
-from movielens_pipeline.serving.records import ChampionRecord, RegistrationDecision, ServedModelRecord
+from movielens_pipeline.serving.records import (
+    ChampionRecord,
+    PretrainingVerdict,
+    RegistrationDecision,
+    ServedModelRecord,
+)
 from movielens_pipeline.training.trained_model import (
     TrainedModel,
     load_trained_model,
@@ -491,6 +497,45 @@ def register_run(
                                                   champion.version)  # fmt: skip
     return RegistrationDecision(**decided, versions=created, version=created[candidate], alias=alias, reason=reason,
                                 bootstrap=stats)  # fmt: skip
+
+
+# A registered-model tag per pretrained model, holding its newest PretrainingVerdict as JSON.
+PRETRAINING_VERDICT_TAG = "pretraining_verdict."
+
+
+def pretraining_verdicts(name: str) -> dict[str, PretrainingVerdict]:
+    """The newest pretraining verdict per pretrained model recorded on registered model ``name``
+    (none when it does not exist yet). An unreadable registry or tag raises."""
+    client = mlflow.MlflowClient()
+    try:
+        tags = client.get_registered_model(name).tags
+    except mlflow.exceptions.MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return {}
+        raise
+    return {key.removeprefix(PRETRAINING_VERDICT_TAG): PretrainingVerdict.model_validate_json(value)
+            for key, value in tags.items() if key.startswith(PRETRAINING_VERDICT_TAG)}  # fmt: skip
+
+
+def record_pretraining_verdict(name: str, trained: dict[str, TrainedModel], per_user_ranks: pd.DataFrame,
+                               rule: PromotionRule, zenml_run_id: str) -> PretrainingVerdict | None:  # fmt: skip
+    """Measure whether pretraining paid on this run's validation users, when the run trained a
+    pretrained model beside its twin without pretraining, and record it on registered model
+    ``name`` (created if new) for ``pretrain: auto`` to follow."""
+    pairs = [(first, second) for first, second in pretraining_pairs(list(trained))
+             if trained[first].summary.get("pretrained")]  # fmt: skip
+    if not pairs:
+        return None
+    pretrained, twin = pairs[0]
+    verdict = pretraining_verdict(per_user_ranks, pretrained, twin, rule, time.strftime("%Y-%m-%d"), zenml_run_id)
+    client = mlflow.MlflowClient()
+    try:
+        client.create_registered_model(name)
+    except mlflow.exceptions.MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    client.set_registered_model_tag(name, PRETRAINING_VERDICT_TAG + pretrained, verdict.model_dump_json())
+    return verdict
 
 
 def previous_model(champion: ChampionRecord, architecture: str) -> RegisteredRecommender | None:
