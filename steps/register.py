@@ -30,7 +30,7 @@ def register(
     ``champion`` (the one load_champion recorded) on today's test split.
 
     ``pretraining_plan``: what ``pretrain`` made the run train (reported). With
-    ``records_pretraining_verdict``, first record on the registered model whether pretraining
+    ``records_pretraining_verdict``, also record on the registered model whether pretraining
     paid on validation, for later runs with ``pretrain: auto`` to follow."""
     trained = {model.summary["name"]: model for model in trained_models}
     tags = {
@@ -41,12 +41,14 @@ def register(
     }
     verdict = None
     if records_pretraining_verdict:
-        verdict = registry.record_pretraining_verdict(registered_model_name, trained, per_user_ranks, promotion,
-                                                      tags["zenml_run_id"])  # fmt: skip
+        verdict = registry.measured_pretraining_verdict(trained, per_user_ranks, promotion, tags["zenml_run_id"])
     decision = registry.register_run(
         registered_model_name, trained, sequence_dataset, evaluation_metrics, per_user_ranks, tags, promotion,
         champion,
     ).model_copy(update={"pretraining_plan": pretraining_plan, "pretraining_verdict": verdict})  # fmt: skip
+    # Recorded once the registration stands: a run that fails before leaves the next one measuring.
+    if verdict is not None:
+        registry.record_pretraining_verdict(registered_model_name, verdict)
     mlflow.log_dict(decision.model_dump(), "registration/decision.json")
     pretraining_tags = {"pretraining_plan": pretraining_plan[:5000]} if pretraining_plan else {}
     if verdict is not None:

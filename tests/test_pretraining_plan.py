@@ -118,3 +118,15 @@ def test_a_run_that_trains_both_records_the_verdict_and_an_auto_run_follows_it(s
         filter_string=f"tags.zenml_run_id = '{run.id}'",
     )  # fmt: skip
     assert [r.data.tags["pretraining_plan"] for r in runs if "pretraining_plan" in r.data.tags] == [auto.pretraining_plan]
+
+
+def test_a_verdict_that_cannot_be_read_makes_the_run_measure_again(zenml_stack, mlflow_client):
+    from movielens_pipeline.integrations.tracking import planned_pretraining
+
+    mlflow_client.create_registered_model("verdict-garbled")
+    mlflow_client.set_registered_model_tag("verdict-garbled", "pretraining_verdict.s3rec", "{not json")
+    plan = planned_pretraining("verdict-garbled", MODELS, "auto", 30)
+    assert plan.models == tuple(MODELS) and plan.records_verdict
+    assert "could not be read (ValidationError" in plan.explanation
+    fresh = planned_pretraining("verdict-never-recorded", MODELS, "auto", 30)
+    assert fresh.models == tuple(MODELS) and "no pretraining verdict recorded yet" in fresh.explanation

@@ -517,25 +517,22 @@ def pretraining_verdicts(name: str) -> dict[str, PretrainingVerdict]:
             for key, value in tags.items() if key.startswith(PRETRAINING_VERDICT_TAG)}  # fmt: skip
 
 
-def record_pretraining_verdict(name: str, trained: dict[str, TrainedModel], per_user_ranks: pd.DataFrame,
-                               rule: PromotionRule, zenml_run_id: str) -> PretrainingVerdict | None:  # fmt: skip
-    """Measure whether pretraining paid on this run's validation users, when the run trained a
-    pretrained model beside its twin without pretraining, and record it on registered model
-    ``name`` (created if new) for ``pretrain: auto`` to follow."""
+def measured_pretraining_verdict(trained: dict[str, TrainedModel], per_user_ranks: pd.DataFrame,
+                                 rule: PromotionRule, zenml_run_id: str) -> PretrainingVerdict | None:  # fmt: skip
+    """Whether pretraining paid on this run's validation users, when the run trained a pretrained
+    model beside its twin without pretraining (None otherwise)."""
     pairs = [(first, second) for first, second in pretraining_pairs(list(trained))
              if trained[first].summary.get("pretrained")]  # fmt: skip
     if not pairs:
         return None
-    pretrained, twin = pairs[0]
-    verdict = pretraining_verdict(per_user_ranks, pretrained, twin, rule, time.strftime("%Y-%m-%d"), zenml_run_id)
-    client = mlflow.MlflowClient()
-    try:
-        client.create_registered_model(name)
-    except mlflow.exceptions.MlflowException as error:
-        if error.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-    client.set_registered_model_tag(name, PRETRAINING_VERDICT_TAG + pretrained, verdict.model_dump_json())
-    return verdict
+    pretrained, twin = pairs[0]  # one pretrained family: S3Rec
+    return pretraining_verdict(per_user_ranks, pretrained, twin, rule, time.strftime("%Y-%m-%d"), zenml_run_id)
+
+
+def record_pretraining_verdict(name: str, verdict: PretrainingVerdict) -> None:
+    """Make ``verdict`` the one ``pretrain: auto`` follows for registered model ``name``."""
+    mlflow.MlflowClient().set_registered_model_tag(name, PRETRAINING_VERDICT_TAG + verdict.model,
+                                                   verdict.model_dump_json())  # fmt: skip
 
 
 def previous_model(champion: ChampionRecord, architecture: str) -> RegisteredRecommender | None:
