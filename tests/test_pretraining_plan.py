@@ -98,7 +98,11 @@ def test_a_run_that_trains_both_records_the_verdict_and_an_auto_run_follows_it(s
 
     decision = smoke_run.run.steps["register"].outputs["registration"][0].load()
     recorded = pretraining_verdicts("movielens-smoke")["s3rec"]
-    assert decision.pretraining_verdict == recorded and recorded.zenml_run_id == str(smoke_run.run.id)
+    # Other tests may rerun the smoke configuration from the cache: it measures the same verdict and
+    # records it again under its own run id.
+    assert recorded.model_copy(update={"zenml_run_id": str(smoke_run.run.id)}) == decision.pretraining_verdict
+    measured_by = Client().get_pipeline_run(recorded.zenml_run_id)
+    assert measured_by.steps["register"].outputs["registration"][0].load().pretraining_verdict == recorded
     assert decision.pretraining_plan == "pretrain: true" and "Recorded for pretrain: auto" in decision.summary()
 
     config = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
