@@ -105,6 +105,8 @@ def test_the_smoke_pipeline_runs_end_to_end_on_the_team_stack(stack, tmp_path):
     champion = client.get_model_version_by_alias("team-smoke", "champion")
     training_run = client.get_run(champion.run_id)  # through the tracking server
     assert "test_ndcg_at_10" in training_run.data.metrics
+    assert "Recorded for pretrain: auto" in output  # the verdict went onto the server's registered model
+    assert json.loads(client.get_registered_model("team-smoke").tags["pretraining_verdict.s3rec"])["users"] > 0
     assert s3.ls("mlflow-artifacts")  # the served models went to the object store through the server
     assert not any(secret in output for secret in team_stack.credentials().values())
 
