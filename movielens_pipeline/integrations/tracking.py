@@ -215,7 +215,6 @@ def beside_tracking_store(file_name: str) -> str:
     return f"sqlite:///{Path(tracking.removeprefix('sqlite:///')).parent / file_name}"
 
 
-
 def planned_pretraining(registered_model_name: str, models: list[str], pretrain, max_age_days: int) -> PretrainingPlan:
     """The run's pretraining plan, while the pipeline is composed: with ``pretrain: auto`` it reads
     the verdicts recorded on the registered model from the active stack's registry. A registry
