@@ -170,6 +170,7 @@ CASES = [
 THROUGH_THE_PIPELINE = ("id overflows int64", "rating off the scale", "nothing survives k-core filtering",
                         "sequence file: text item", "attributes file: an item not in the ratings",
                         ".dat text in a number column")  # fmt: skip
+PIPELINE_CASES = [case for case in CASES if case[0] in THROUGH_THE_PIPELINE]
 
 
 def count_versions(mlflow_client) -> int:
@@ -181,6 +182,11 @@ def failure_text(run) -> str:
     from movielens_pipeline.integrations.run_pipeline import failure_summary
 
     return failure_summary(run)
+
+
+def assert_mentions(message: str, expected: list[str]) -> None:
+    for text in expected:
+        assert text in message, f"{text!r} not in:\n{message}"
 
 
 def refusal(source: dict) -> str:
@@ -204,12 +210,10 @@ def refusal(source: dict) -> str:
 @pytest.mark.parametrize("case, make_source, expected", CASES, ids=[c[0] for c in CASES])
 def test_each_broken_input_is_refused_with_a_message_that_points_at_it(tmp_path, case, make_source, expected):
     message = refusal(make_source(tmp_path))
-    for text in expected:
-        assert text in message, f"{text!r} not in:\n{message}"
+    assert_mentions(message, expected)
 
 
-@pytest.mark.parametrize("case, make_source, expected", [c for c in CASES if c[0] in THROUGH_THE_PIPELINE],
-                         ids=[c[0] for c in CASES if c[0] in THROUGH_THE_PIPELINE])  # fmt: skip
+@pytest.mark.parametrize("case, make_source, expected", PIPELINE_CASES, ids=[c[0] for c in PIPELINE_CASES])
 def test_broken_input_stops_the_run_with_a_message_that_points_at_it(smoke_run, mlflow_client, tmp_path, case,
                                                                      make_source, expected):  # fmt: skip
     from zenml.client import Client
@@ -232,8 +236,7 @@ def test_broken_input_stops_the_run_with_a_message_that_points_at_it(smoke_run, 
     assert all(str(run.steps[name].status) != "completed" for name in trained)
     assert count_versions(mlflow_client) == versions_before
     message = failure_text(run)
-    for text in expected:
-        assert text in message, f"{text!r} not in:\n{message}"
+    assert_mentions(message, expected)
 
 
 def test_a_quoted_header_is_valid_csv(tmp_path):

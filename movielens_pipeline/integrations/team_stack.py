@@ -310,8 +310,8 @@ def up_mlflow(creds: dict) -> None:
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
             # Each request's password check is a deliberately slow hash, and logging one model
             # fetches every metric's history of its run: without the cache `make test-team` took
-            # 54 min here, with it 23. A password changed or a user deleted
-            # through another worker is honoured within these 60 s; wrong passwords are never cached.
+            # 54 min here, with it 23. A password changed or a user deleted through another
+            # worker is honoured within these 60 s; wrong passwords are never cached.
             "auth_cache_ttl_seconds = 60\n"
         )  # fmt: skip
     if not port_open(PORTS["mlflow"]):
