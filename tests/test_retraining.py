@@ -107,16 +107,11 @@ def test_a_run_killed_midway_leaves_registry_and_drops_as_they_were(replay, mlfl
     long_config = replay["config"].with_name("long.yaml")
     long_config.write_text(yaml.safe_dump(config))
 
-    script = (
-        "from zenml.utils import source_utils\n"
-        f"source_utils.set_custom_source_root({str(REPO_ROOT)!r})\n"
-        "from pipelines.training import training_pipeline\n"
-        f"training_pipeline.with_options(config_path={str(long_config)!r})()\n"
-    )
     process = subprocess.Popen(
-        [sys.executable, "-c", script], cwd=REPO_ROOT, env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
+        [sys.executable, "-m", "movielens_pipeline.integrations.run_pipeline", "--config", str(long_config)],
+        cwd=REPO_ROOT, env=os.environ | {"PYTHONPATH": str(REPO_ROOT)},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    )  # fmt: skip
     output = b""
     deadline = time.monotonic() + 300
     while b"lrml epoch 1" not in output and time.monotonic() < deadline and process.poll() is None:
@@ -133,8 +128,15 @@ def test_a_run_killed_midway_leaves_registry_and_drops_as_they_were(replay, mlfl
     # MLflow first; this one fails at once on a missing file and ends with the cause.
     from zenml.client import Client
 
+    from movielens_pipeline.integrations.run_pipeline import mark_abandoned_runs
+
     killed = Client().get_pipeline("training_pipeline").last_run
     assert str(killed.status) == "running"
+    # Another client of a shared server, which did not start this run, leaves it alone: it may be alive.
+    assert mark_abandoned_runs(marker="0123abcd") == []
+    assert str(Client().get_pipeline_run(killed.id).status) == "running"
+    experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
+    assert mlflow_client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'")
     config["steps"]["ingest_ratings"]["parameters"]["source"] = {"kind": "ratings_file", "path": "/nonexistent.csv"}
     failing_config = replay["config"].with_name("failing.yaml")
     failing_config.write_text(yaml.safe_dump(config))
@@ -148,5 +150,4 @@ def test_a_run_killed_midway_leaves_registry_and_drops_as_they_were(replay, mlfl
     assert any("Step ingest_ratings failed" in line and "ratings file not found: /nonexistent.csv" in line
                for line in last_lines), last_lines  # fmt: skip
     assert str(Client().get_pipeline_run(killed.id).status) == "failed"
-    experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
     assert not mlflow_client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'")

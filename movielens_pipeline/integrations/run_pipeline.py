@@ -1,6 +1,6 @@
-"""Run a pipeline the way `make run` (and `make recommend`, `make tune`) does: one run at a time,
-runs a killed process left behind marked failed first, and on failure a short account of the
-cause as the last lines.
+"""Run a pipeline the way `make run` (and `make recommend`, `make tune`) does: one run at a time
+per client, the run a killed process of this client left behind marked failed first, and on
+failure a short account of the cause as the last lines.
 
     python -m movielens_pipeline.integrations.run_pipeline --config zenml_config.yaml
 
@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import secrets
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+
+import yaml
 
 from movielens_pipeline.integrations.logs import plain_output_unless_terminal
 
@@ -39,33 +42,47 @@ def pipeline_for_config(path: str | Path):
 
 @contextmanager
 def exclusive_run_lock():
-    """Held for the whole run: while another run holds it, this one refuses to start."""
+    """Held for the whole run: while another run of this client holds it, this one refuses to
+    start. Yields the client's folder, where the lock and the record of its last run live."""
     from zenml.config.global_config import GlobalConfiguration
 
-    path = Path(GlobalConfiguration().config_directory) / "movielens-pipeline-run.lock"
+    folder = Path(GlobalConfiguration().config_directory)
+    path = folder / "movielens-pipeline-run.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise SystemExit(f"another run of the pipeline is in progress (lock {path}); wait for it to end") from None
-        yield
+        yield folder
 
 
-def mark_abandoned_runs() -> list[str]:
-    """ZenML runs and steps still "running" and MLflow runs still RUNNING, while no run holds the
-    lock, belong to a process that died: mark them failed. Returns the ZenML run names."""
+def run_name_with_marker(config_path: str | Path, pipeline_name: str, marker: str) -> str:
+    """The run's name template (the config's ``run_name`` or ZenML's default) with ``marker``
+    appended, so that this client can find the run again after its process died."""
+    from zenml.pipelines.run_utils import get_default_run_name
+
+    configured = (yaml.safe_load(Path(config_path).read_text()) or {}).get("run_name")
+    return f"{configured or get_default_run_name(pipeline_name)}-{marker}"
+
+
+def mark_abandoned_runs(marker: str) -> list[str]:
+    """The runs this client started last (their names carry ``marker``) that are still "running"
+    while this client holds the lock belong to a process that died: mark them failed, in ZenML
+    and their MLflow runs (with their nested step and trial runs). Runs other clients of a shared
+    server started are left alone, since they may well be alive. Returns the ZenML run names."""
     import mlflow
     from zenml.client import Client
     from zenml.enums import ExecutionStatus
     from zenml.models import PipelineRunUpdate, StepRunUpdate
 
     client = Client()
+    unfinished = (ExecutionStatus.RUNNING, ExecutionStatus.INITIALIZING)
     marked = []
-    for status in (ExecutionStatus.RUNNING, ExecutionStatus.INITIALIZING):
-        for run in client.list_pipeline_runs(status=status, size=1000).items:
+    for status in unfinished:
+        for run in client.list_pipeline_runs(name=f"contains:{marker}", status=status, size=1000).items:
             for step in run.steps.values():
-                if step.status in (ExecutionStatus.RUNNING, ExecutionStatus.INITIALIZING):
+                if step.status in unfinished:
                     client.zen_store.update_run_step(step.id, StepRunUpdate(status=ExecutionStatus.FAILED))
             client.zen_store.update_run(run.id, PipelineRunUpdate(status=ExecutionStatus.FAILED, status_reason=ABANDONED))
             marked.append(run.name)
@@ -73,9 +90,16 @@ def mark_abandoned_runs() -> list[str]:
     if tracker is not None:
         mlflow_client = mlflow.MlflowClient(tracker.get_tracking_uri())
         experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
-        for stale in mlflow_client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'"):
-            mlflow_client.set_tag(stale.info.run_id, "failure", ABANDONED)
-            mlflow_client.set_terminated(stale.info.run_id, status="FAILED")
+        running = mlflow_client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'")
+        stale = {run.info.run_id for run in running if marker in (run.info.run_name or "")}
+        grown = True
+        while grown:  # the nested runs of the stale ones, at any depth
+            children = {run.info.run_id for run in running if run.data.tags.get("mlflow.parentRunId") in stale}
+            grown = not children <= stale
+            stale |= children
+        for run_id in stale:
+            mlflow_client.set_tag(run_id, "failure", ABANDONED)
+            mlflow_client.set_terminated(run_id, status="FAILED")
     return marked
 
 
@@ -120,11 +144,16 @@ def main() -> int:
     except ServiceUnavailable as error:
         print(f"Not started: {error}", file=sys.stderr)
         return 1
-    with exclusive_run_lock():
-        for name in mark_abandoned_runs():
-            print(f"Marked run {name} failed: {ABANDONED}")
+    with exclusive_run_lock() as client_folder:
+        record = client_folder / "movielens-pipeline-last-run"
+        if record.exists():
+            for name in mark_abandoned_runs(record.read_text().strip()):
+                print(f"Marked run {name} failed: {ABANDONED}")
+        marker = secrets.token_hex(4)
+        record.write_text(marker)
         try:
-            pipeline.with_options(config_path=args.config)()
+            pipeline.with_options(config_path=args.config,
+                                  run_name=run_name_with_marker(args.config, pipeline.name, marker))()  # fmt: skip
         except Exception:
             print(failure_summary(Client().get_pipeline(pipeline.name).last_run), file=sys.stderr)
             return 1

@@ -132,6 +132,25 @@ def test_two_clients_at_the_same_moment_leave_exactly_one_champion(stack, tmp_pa
         assert "@challenger" in other and ("moved from" in other or "gain" in other), other[-2000:]
 
 
+def test_a_client_starting_while_another_trains_leaves_that_run_alone(stack, tmp_path):
+    """Each client marks failed only the runs its own killed processes left "running": another
+    client's run in progress on the shared server is alive and must finish."""
+    model = f"team-overlap-{int(time.time())}"
+    envs = [client_env(stack, f"overlap-{n}") for n in (1, 2)]
+    for env in envs:
+        activate_team_stack(env)
+    first = start_run(envs[0], run_config(tmp_path, "overlap-1", model, ["lrml"], seed=1, epochs=10, patience=10))
+    seen = ""
+    while "lrml epoch 1" not in seen and first.poll() is None:
+        seen += first.stdout.readline()
+    second = finish(start_run(envs[1], run_config(tmp_path, "overlap-2", model, ["lrml"], seed=2, epochs=1)))
+    output = seen + finish(first)
+    assert first.returncode == 0, output[-3000:]
+    assert "Marked run" not in second, second[-3000:]
+    assert "Registry: " + model + " versions" in output and "Registry: " + model + " versions" in second
+    assert as_client(envs[0], LAST_RUN)["status"] == "completed"
+
+
 def test_the_tracking_server_killed_during_register_leaves_no_half_registration(stack, tmp_path):
     env, model = client_env(stack), f"team-kill-{int(time.time())}"
     process = start_run(env, run_config(tmp_path, "kill", model, ["lrml"], epochs=1))
