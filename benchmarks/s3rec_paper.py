@@ -354,9 +354,13 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="summarise what the work folder holds")
     parser.add_argument("--pretraining-fit", action="store_true",
                         help="also report how well each pretraining (and the authors' checkpoint) fits the paper's objectives")
-    parser.add_argument("--results", type=Path, default=RESULTS,
-                        help="report JSON (its plots are written beside it, named after it)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help=f"report JSON (its plots are written beside it, named after it); {RESULTS.name} for the "
+                             "default --work, required for any other, so that its runs never merge into that report")
     args = parser.parse_args()
+    if args.results is None and args.work.resolve() != DEFAULT_WORK:
+        parser.error(f"--work {args.work} needs --results: {RESULTS} reports the default work folder only")
+    args.results = args.results or RESULTS
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if args.threads:
         torch.set_num_threads(args.threads)
