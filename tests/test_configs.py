@@ -63,6 +63,8 @@ def test_derived_configs_are_the_default_plus_their_overlay():
 def test_a_misspelled_or_mistyped_parameter_fails_before_any_step_runs(zenml_stack, tmp_path, step, parameters, key, complaint):
     from zenml.client import Client
 
+    from movielens_pipeline.integrations.run_pipeline import exception_chain
+
     config = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
     config["steps"].setdefault(step, {}).setdefault("parameters", {}).update(parameters)
     path = tmp_path / "typo.yaml"
@@ -70,10 +72,27 @@ def test_a_misspelled_or_mistyped_parameter_fails_before_any_step_runs(zenml_sta
     runs_before = Client().list_pipeline_runs(size=1).total
     with pytest.raises(Exception) as raised:
         compile_run(path)
-    chain, error = [], raised.value
-    while error is not None:
-        chain.append(str(error))
-        error = error.__cause__ or error.__context__
-    message = "\n".join(chain)
+    message = exception_chain(raised.value)
     assert key in message and complaint in message, message
+    assert Client().list_pipeline_runs(size=1).total == runs_before
+
+
+def test_make_run_shows_why_a_config_was_refused_not_an_earlier_run(smoke_run, tmp_path, monkeypatch, capsys):
+    """`make run` (run_pipeline) with a typo: its last lines name the key and the file, and nothing
+    of the earlier, completed run of the same pipeline is passed off as this run's failure."""
+    from zenml.client import Client
+
+    from movielens_pipeline.integrations import run_pipeline
+
+    config = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
+    config["steps"]["s3rec_finetune"]["parameters"]["finetuning"] = {"epoks": 5}
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    runs_before = Client().list_pipeline_runs(size=1).total
+    monkeypatch.setattr("sys.argv", ["run_pipeline", "--config", str(path)])
+    assert run_pipeline.main() == 1
+    complaint = capsys.readouterr().err
+    assert f"Not started: no run could be created from {path}" in complaint, complaint
+    assert "epoks" in complaint and "Extra inputs are not permitted" in complaint, complaint
+    assert "FAILED" not in complaint and smoke_run.run.name not in complaint, complaint
     assert Client().list_pipeline_runs(size=1).total == runs_before

@@ -62,7 +62,8 @@ def run_name_with_marker(config_path: str | Path, pipeline_name: str, marker: st
     appended, so that this client can find the run again after its process died."""
     from zenml.pipelines.run_utils import get_default_run_name
 
-    configured = (yaml.safe_load(Path(config_path).read_text()) or {}).get("run_name")
+    with open(config_path) as handle:  # read from the file, a YAML error names it
+        configured = (yaml.safe_load(handle) or {}).get("run_name")
     return f"{configured or get_default_run_name(pipeline_name)}-{marker}"
 
 
@@ -113,6 +114,36 @@ def exception_text(traceback: str) -> str:
     return "\n".join(lines[start:]).strip()
 
 
+def exception_chain(error: BaseException) -> str:
+    """``error`` and the exceptions that caused it, one per line, outermost first: ZenML wraps a
+    refused configuration (``Input validation failed for input 'finetuning'``) around the
+    validation error that names the key."""
+    lines, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        line = f"{type(error).__name__}: {error}"
+        if line not in lines:
+            lines.append(line)
+        error = error.__cause__ or error.__context__
+    return "\n".join(lines)
+
+
+def failure_report(marker: str, config_path: str, error: BaseException) -> str:
+    """What a person reads first when ``run_pipeline`` fails: the run this client started (found
+    by its marker: on a shared server the pipeline's last run may be another client's) with its
+    failed steps, or, where no run was created (a configuration ZenML refused, a file that cannot
+    be read), the error itself."""
+    from zenml.client import Client
+
+    runs = Client().list_pipeline_runs(name=f"contains:{marker}", size=1).items
+    if not runs:
+        return f"\nNot started: no run could be created from {config_path}:\n{exception_chain(error)}"
+    summary = failure_summary(runs[0])
+    if any(str(step.status) == "failed" for step in runs[0].steps.values()):
+        return summary
+    return f"{summary}\nError: {exception_chain(error)}"
+
+
 def failure_summary(run) -> str:
     """Which step failed, why, and where its report is: what a person reads first."""
     lines = [f"\nRun {run.name} FAILED."]
@@ -137,8 +168,6 @@ def main() -> int:
 
     try:  # before anything trains: one line naming the service that is down and where
         check_zenml_server()
-        from zenml.client import Client
-
         pipeline = pipeline_for_config(args.config)
         check_services()
     except ServiceUnavailable as error:
@@ -154,8 +183,8 @@ def main() -> int:
         try:
             pipeline.with_options(config_path=args.config,
                                   run_name=run_name_with_marker(args.config, pipeline.name, marker))()  # fmt: skip
-        except Exception:
-            print(failure_summary(Client().get_pipeline(pipeline.name).last_run), file=sys.stderr)
+        except Exception as error:
+            print(failure_report(marker, args.config, error), file=sys.stderr)
             return 1
     return 0
 
