@@ -49,6 +49,15 @@ def test_derived_configs_are_the_default_plus_their_overlay():
     assert retrain["steps"]["ingest_ratings"]["parameters"] == {"source": {"kind": "embedded"}, "drops_dir": "data/drops"}
 
 
+def smoke_config_with(tmp_path, step: str, parameters: dict) -> Path:
+    """configs/smoke.yaml with ``parameters`` set on ``step``, written to a file of its own."""
+    config = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
+    config["steps"].setdefault(step, {}).setdefault("parameters", {}).update(parameters)
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 @pytest.mark.parametrize(
     "step, parameters, key, complaint",
     [
@@ -65,10 +74,7 @@ def test_a_misspelled_or_mistyped_parameter_fails_before_any_step_runs(zenml_sta
 
     from movielens_pipeline.integrations.run_pipeline import exception_chain
 
-    config = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
-    config["steps"].setdefault(step, {}).setdefault("parameters", {}).update(parameters)
-    path = tmp_path / "typo.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = smoke_config_with(tmp_path, step, parameters)
     runs_before = Client().list_pipeline_runs(size=1).total
     with pytest.raises(Exception) as raised:
         compile_run(path)
@@ -84,10 +90,7 @@ def test_make_run_shows_why_a_config_was_refused_not_an_earlier_run(smoke_run, t
 
     from movielens_pipeline.integrations import run_pipeline
 
-    config = yaml.safe_load((REPO_ROOT / "configs" / "smoke.yaml").read_text())
-    config["steps"]["s3rec_finetune"]["parameters"]["finetuning"] = {"epoks": 5}
-    path = tmp_path / "typo.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = smoke_config_with(tmp_path, "s3rec_finetune", {"finetuning": {"epoks": 5}})
     runs_before = Client().list_pipeline_runs(size=1).total
     monkeypatch.setattr("sys.argv", ["run_pipeline", "--config", str(path)])
     assert run_pipeline.main() == 1

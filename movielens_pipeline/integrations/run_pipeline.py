@@ -67,6 +67,11 @@ def run_name_with_marker(config_path: str | Path, pipeline_name: str, marker: st
     return f"{configured or get_default_run_name(pipeline_name)}-{marker}"
 
 
+def runs_with_marker(client, marker: str, **filters) -> list:
+    """The runs whose names carry ``marker``: the ones this client started, never another's."""
+    return client.list_pipeline_runs(name=f"contains:{marker}", size=1000, **filters).items
+
+
 def mark_abandoned_runs(marker: str) -> list[str]:
     """The runs this client started last (their names carry ``marker``) that are still "running"
     while this client holds the lock belong to a process that died: mark them failed, in ZenML
@@ -81,7 +86,7 @@ def mark_abandoned_runs(marker: str) -> list[str]:
     unfinished = (ExecutionStatus.RUNNING, ExecutionStatus.INITIALIZING)
     marked = []
     for status in unfinished:
-        for run in client.list_pipeline_runs(name=f"contains:{marker}", status=status, size=1000).items:
+        for run in runs_with_marker(client, marker, status=status):
             for step in run.steps.values():
                 if step.status in unfinished:
                     client.zen_store.update_run_step(step.id, StepRunUpdate(status=ExecutionStatus.FAILED))
@@ -135,21 +140,20 @@ def failure_report(marker: str, config_path: str, error: BaseException) -> str:
     be read), the error itself."""
     from zenml.client import Client
 
-    runs = Client().list_pipeline_runs(name=f"contains:{marker}", size=1).items
+    runs = runs_with_marker(Client(), marker)
     if not runs:
         return f"\nNot started: no run could be created from {config_path}:\n{exception_chain(error)}"
-    summary = failure_summary(runs[0])
-    if any(str(step.status) == "failed" for step in runs[0].steps.values()):
-        return summary
-    return f"{summary}\nError: {exception_chain(error)}"
+    return failure_summary(runs[0], error)
 
 
-def failure_summary(run) -> str:
-    """Which step failed, why, and where its report is: what a person reads first."""
+def failure_summary(run, error: BaseException | None = None) -> str:
+    """Which step failed, why, and where its report is: what a person reads first. ``error``, the
+    exception the run raised, is shown where no step failed (the run itself did)."""
     lines = [f"\nRun {run.name} FAILED."]
-    for name, step in run.steps.items():
-        if str(step.status) != "failed":
-            continue
+    failed = {name: step for name, step in run.steps.items() if str(step.status) == "failed"}
+    if not failed and error is not None:
+        lines.append(f"Error: {exception_chain(error)}")
+    for name, step in failed.items():
         info = step.exception_info
         lines.append(f"Step {name} failed: {exception_text(info.traceback) if info else 'no exception recorded'}")
         if name == "validate_data":
