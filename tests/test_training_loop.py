@@ -1,5 +1,10 @@
 """The shared training loop: what every model's training relies on."""
 
+import os
+import platform
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -111,3 +116,35 @@ def test_a_time_budget_stops_training_keeps_the_best_weights_and_says_so(caplog)
     assert result.history[-1]["stopped_on_time_budget"] == 1.0 and result.best_epoch == 1
     assert "stopped after epoch" in caplog.text and "on its time budget" in caplog.text
     assert "epoch ETA" in caplog.text  # progress lines inside an epoch
+
+
+FREED_BYTES_KEPT = """
+import ctypes, ctypes.util, sys, torch
+from movielens_pipeline.training.runtime import pick_device
+class MallocInfo(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.mallinfo2.restype = MallocInfo
+if sys.argv[1] == "pick_device":
+    pick_device("cpu")
+torch.empty(12 << 20).fill_(1.0)  # a training step's large temporary: 48 MiB, written, freed
+print(libc.mallinfo2().fordblks)  # free bytes malloc keeps for reuse
+"""
+BLOCK = 48 << 20
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_picking_the_device_keeps_large_freed_blocks_for_reuse():
+    """glibc returns a freed block over 32 MiB to the kernel, and the next step's is faulted in
+    and zero-filled again; after pick_device the process keeps it (benchmarks/allocator.py: what
+    that saves)."""
+
+    def kept(*args: str, **env: str) -> int:
+        done = subprocess.run([sys.executable, "-c", FREED_BYTES_KEPT, *args], capture_output=True, text=True,
+                              check=True, env=os.environ | env)  # fmt: skip
+        return int(done.stdout)
+
+    assert kept("no") < BLOCK <= kept("pick_device")
+    # malloc parameters the user set in the environment are left as they are.
+    assert kept("pick_device", MALLOC_TRIM_THRESHOLD_="0") < BLOCK

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing.errors import record
+from movielens_pipeline.training.runtime import reuse_freed_memory
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -145,6 +146,7 @@ def _worker(entrypoint: Callable, setup: WorkerSetup, *args):
     """One worker: join the process group, run ``entrypoint``, leave (an exception is recorded for
     the launcher, which reports it with the rank)."""
     torch.set_num_threads(setup.threads)
+    reuse_freed_memory()
     dist.init_process_group(setup.backend)
     try:
         if setup.backend == "nccl":
