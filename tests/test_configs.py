@@ -1,6 +1,9 @@
 """Run configs: each parses and compiles against the pipeline; the derived ones are generated from
 the default; a misspelled or mistyped parameter fails at compile time, naming the key."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,3 +102,21 @@ def test_make_run_shows_why_a_config_was_refused_not_an_earlier_run(smoke_run, t
     assert "epoks" in complaint and "Extra inputs are not permitted" in complaint, complaint
     assert "FAILED" not in complaint and smoke_run.run.name not in complaint, complaint
     assert Client().list_pipeline_runs(size=1).total == runs_before
+
+
+def test_a_failed_run_is_still_reported_when_the_zenml_server_has_gone_away():
+    """run_pipeline's report of a failure asks the ZenML store which step failed; with the server
+    gone (here: nothing listens on its port) it reports the run's error and why the lookup failed,
+    instead of raising a second exception over the first. (About 35 s: ZenML's client retries.)"""
+    script = (
+        "from movielens_pipeline.integrations.run_pipeline import failure_report\n"
+        "print(failure_report('0badc0de', 'zenml_config.yaml', RuntimeError('lrml_train: out of memory')))\n"
+    )
+    env = os.environ | {"ZENML_STORE_URL": "http://127.0.0.1:9", "ZENML_STORE_TYPE": "rest"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = done.stdout
+    assert "FAILED: RuntimeError: lrml_train: out of memory" in report, report
+    assert "could not be looked up in the ZenML store" in report and "127.0.0.1:9" in report, report
+    assert "Not started" not in report, report

@@ -137,13 +137,18 @@ def failure_report(marker: str, config_path: str, error: BaseException) -> str:
     """What a person reads first when ``run_pipeline`` fails: the run this client started (found
     by its marker: on a shared server the pipeline's last run may be another client's) with its
     failed steps, or, where no run was created (a configuration ZenML refused, a file that cannot
-    be read), the error itself."""
+    be read), the error itself. Where the ZenML store cannot be asked (its server went away during
+    the run), the error itself and why the run could not be looked up, never a second traceback."""
     from zenml.client import Client
 
-    runs = runs_with_marker(Client(), marker)
-    if not runs:
-        return f"\nNot started: no run could be created from {config_path}:\n{exception_chain(error)}"
-    return failure_summary(runs[0], error)
+    try:
+        runs = runs_with_marker(Client(), marker)
+        if runs:
+            return failure_summary(runs[0], error)
+    except Exception as lookup_error:
+        return (f"\nFAILED: {exception_chain(error)}\nThe run could not be looked up in the ZenML store, so "
+                f"which step failed is not known here: {type(lookup_error).__name__}: {lookup_error}")  # fmt: skip
+    return f"\nNot started: no run could be created from {config_path}:\n{exception_chain(error)}"
 
 
 def failure_summary(run, error: BaseException | None = None) -> str:
