@@ -20,7 +20,6 @@ Run: .venv/bin/python benchmarks/allocator.py [--rounds 4]
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import resource
 import statistics
@@ -28,8 +27,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -49,17 +46,8 @@ MODES = ("glibc_defaults", "reuse_freed_memory")
 PHASES = ("lrml_2_epochs", "pretrain_1_epoch", "finetune_2_epochs")
 
 
-def _weights_hash(state_dict: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(state_dict):
-        digest.update(name.encode())
-        digest.update(state_dict[name].detach().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
 def child(mode: str) -> dict:
     """One process's measurements (printed as JSON for the parent)."""
-    torch.set_num_threads(torch.get_num_threads())
     if mode == "reuse_freed_memory" and not reuse_freed_memory():
         raise SystemExit("mallopt is unavailable here (not glibc) or malloc is configured in the environment")
     dataset = common.load_benchmark_dataset(common.S3REC_DATA, "ml-100k")
@@ -76,7 +64,7 @@ def child(mode: str) -> dict:
         report[phase] = {
             "seconds": seconds,
             "minor_page_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults,
-            "weights": _weights_hash(trained.state_dict),
+            "weights": trained.weights_fingerprint(),
         }
     report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return report

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing.errors import record
+
 from movielens_pipeline.training.runtime import reuse_freed_memory
 
 
