@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -31,6 +32,7 @@ from benchmarks import common  # noqa: E402
 from movielens_pipeline.evaluation import metrics  # noqa: E402
 from movielens_pipeline.evaluation.protocols import paired_bootstrap  # noqa: E402
 from movielens_pipeline.training import pairwise, s3rec  # noqa: E402
+from movielens_pipeline.training.loop import EarlyStopping  # noqa: E402
 from movielens_pipeline.training.pairwise import LRMLTrainConfig, train_lrml  # noqa: E402
 from movielens_pipeline.training.s3rec import (  # noqa: E402
     FinetuneConfig,
@@ -41,6 +43,7 @@ from movielens_pipeline.training.s3rec import (  # noqa: E402
 )
 
 RESULTS = common.RESULTS_DIR / "patience.json"
+NO_WEIGHTS = torch.nn.Module()  # the replay keeps no weights, only the epoch numbers
 PATIENCES = (3, 5, 8, 10)
 DEFAULT_PATIENCE = {"s3rec": FinetuneConfig().patience, "sasrec_no_pretraining": FinetuneConfig().patience,
                     "lrml": LRMLTrainConfig().patience}  # fmt: skip
@@ -92,16 +95,12 @@ def train_recording(dataset, model: str, seed: int, device, pretrained) -> tuple
 
 def stop_under(valid_curve: list[float], patience: int) -> tuple[int, int]:
     """(kept epoch, epochs run), both 1-based, had training stopped after ``patience`` epochs
-    without a better validation figure."""
-    best, kept, waited = float("-inf"), 0, 0
-    for index, value in enumerate(valid_curve):
-        if value > best:
-            best, kept, waited = value, index, 0
-        else:
-            waited += 1
-            if waited >= patience:
-                return kept + 1, index + 1
-    return kept + 1, len(valid_curve)
+    without a better validation figure: the training loop's own rule, replayed."""
+    stopper = EarlyStopping(patience)
+    for epoch, value in enumerate(valid_curve, start=1):
+        if stopper.update(value, epoch, NO_WEIGHTS):
+            return stopper.best_epoch, epoch
+    return stopper.best_epoch, len(valid_curve)
 
 
 def replay(runs: dict[int, tuple[dict, dict]], model: str) -> dict:
