@@ -179,6 +179,27 @@ def run_or_load(store: Store, key: str, make):
 EASE_L2_GRID = (10.0, 30.0, 100.0, 300.0, 1000.0)
 
 
+def drop_last_items(dataset: SequenceDataset, count: int) -> SequenceDataset:
+    """Every user's sequence without its last ``count`` items: the same users, items and attributes
+    with the split moved ``count`` items back in time (``count`` 1: the old validation item becomes
+    the test target). Users left with fewer than three items keep three."""
+    if count == 0:
+        return dataset
+    lengths = np.diff(dataset.offsets)
+    kept_lengths = np.maximum(lengths - count, np.minimum(lengths, 3))
+    position = np.arange(len(dataset.items)) - np.repeat(dataset.offsets[:-1], lengths)
+    kept = position < np.repeat(kept_lengths, lengths)
+    stats = dataset.stats | {"num_interactions": int(kept.sum()), "dropped_last_items": count,
+                             "sequence_length_mean": float(kept_lengths.mean()),
+                             "sequence_length_median": float(np.median(kept_lengths)),
+                             "sequence_length_max": int(kept_lengths.max()),
+                             "density": float(kept.sum() / (dataset.num_users * dataset.num_items))}  # fmt: skip
+    shorter = dataclasses.replace(dataset, items=dataset.items[kept], timestamps=dataset.timestamps[kept],
+                                  offsets=np.append(0, np.cumsum(kept_lengths)).astype(np.int64), stats=stats)
+    shorter.stats["data_fingerprint"] = shorter.fingerprint()
+    return shorter
+
+
 def baselines(store: Store, dataset: SequenceDataset) -> dict[str, dict]:
     """Popularity and EASE (its one parameter, L2, chosen on validation NDCG@10 like every trained
     model's epochs): their test figures, stored once per dataset."""

@@ -26,6 +26,7 @@ bootstrap.
 Run: .venv/bin/python benchmarks/s3rec_paper.py --datasets LastFM --seeds 42 1 2 [--settings paper project]
      [--variants none pretrained default_pretraining official]  (``official`` needs --official-checkpoints)
      [--user-fractions 0.1 0.25 0.5 1]  (a seeded share of the users, each with its own pretraining)
+     [--drop-last 1]  (every user's last item removed first: the split one item earlier, same users)
      [--model max_len=100 hidden_dropout=0.3]  (an architecture sweep, without pretraining)
      [--pretraining-fit]  (each pretraining's and the authors' checkpoint's losses on one fixed draw)
      [--results benchmarks/results/other.json]
@@ -349,6 +350,8 @@ def main() -> None:
                         help="S3Rec architecture overrides, e.g. max_len=100 hidden_dropout=0.3")
     parser.add_argument("--user-fractions", type=float, nargs="+", default=[1.0],
                         help="shares of the users to train and evaluate on (a seeded draw; 1: all)")
+    parser.add_argument("--drop-last", type=int, default=0,
+                        help="drop each user's last N items first: the split N items earlier in time (same users)")
     parser.add_argument("--finetune-epochs", type=int, default=None, help="cap on finetuning epochs (smoke runs)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--report-only", action="store_true", help="summarise what the work folder holds")
@@ -367,7 +370,7 @@ def main() -> None:
     started = time.perf_counter()
     summaries = {}
     for name in args.datasets:
-        dataset = common.load_benchmark_dataset(args.data_dir, name)
+        dataset = common.drop_last_items(common.load_benchmark_dataset(args.data_dir, name), args.drop_last)
         for fraction in args.user_fractions:
             kept = dataset if fraction == 1 else common.keep_users(dataset, fraction)
             store = common.Store(args.work / name / _fraction_folder(fraction))
