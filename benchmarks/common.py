@@ -106,16 +106,35 @@ def keep_users(dataset: SequenceDataset, fraction: float, seed: int = 0) -> Sequ
                                                       replace=False))  # fmt: skip
     interactions = np.isin(np.repeat(np.arange(dataset.num_users), lengths), kept)
     user_map = dataset.user_map.iloc[kept].assign(user_idx=np.arange(1, len(kept) + 1)).reset_index(drop=True)
-    stats = dataset.stats | {"num_users": len(kept), "num_interactions": int(interactions.sum()),
-                             "sequence_length_mean": float(lengths[kept].mean()),
-                             "sequence_length_median": float(np.median(lengths[kept])),
-                             "sequence_length_max": int(lengths[kept].max()), "user_fraction": fraction,
-                             "density": float(interactions.sum() / (len(kept) * dataset.num_items))}  # fmt: skip
-    kept_dataset = dataclasses.replace(dataset, user_map=user_map, items=dataset.items[interactions],
-                                       timestamps=dataset.timestamps[interactions],
-                                       offsets=np.append(0, np.cumsum(lengths[kept])).astype(np.int64), stats=stats)
-    kept_dataset.stats["data_fingerprint"] = kept_dataset.fingerprint()
-    return kept_dataset
+    return _with_interactions(dataset, interactions, lengths[kept], {"user_fraction": fraction}, user_map=user_map)
+
+
+def drop_last_items(dataset: SequenceDataset, count: int) -> SequenceDataset:
+    """Every user's sequence without its last ``count`` items: the same users, items and attributes
+    with the split moved ``count`` items back in time (``count`` 1: the old validation item becomes
+    the test target). Users left with fewer than three items keep three."""
+    if count == 0:
+        return dataset
+    lengths = np.diff(dataset.offsets)
+    kept_lengths = np.maximum(lengths - count, np.minimum(lengths, 3))
+    position = np.arange(len(dataset.items)) - np.repeat(dataset.offsets[:-1], lengths)
+    kept = position < np.repeat(kept_lengths, lengths)
+    return _with_interactions(dataset, kept, kept_lengths, {"dropped_last_items": count})
+
+
+def _with_interactions(dataset: SequenceDataset, kept: np.ndarray, lengths: np.ndarray, note: dict,
+                       **tables) -> SequenceDataset:  # fmt: skip
+    """``dataset`` with only the ``kept`` interactions (users' sequences of ``lengths``), its
+    statistics and fingerprint recomputed and ``note`` added to them."""
+    stats = dataset.stats | {"num_users": len(lengths), "num_interactions": int(kept.sum()),
+                             "sequence_length_mean": float(lengths.mean()),
+                             "sequence_length_median": float(np.median(lengths)),
+                             "sequence_length_max": int(lengths.max()),
+                             "density": float(kept.sum() / (len(lengths) * dataset.num_items))} | note  # fmt: skip
+    subset = dataclasses.replace(dataset, items=dataset.items[kept], timestamps=dataset.timestamps[kept],
+                                 offsets=np.append(0, np.cumsum(lengths)).astype(np.int64), stats=stats, **tables)
+    subset.stats["data_fingerprint"] = subset.fingerprint()
+    return subset
 
 
 def paper_figures(ranks: dict[str, np.ndarray]) -> dict[str, float]:
@@ -177,27 +196,6 @@ def run_or_load(store: Store, key: str, make):
 
 
 EASE_L2_GRID = (10.0, 30.0, 100.0, 300.0, 1000.0)
-
-
-def drop_last_items(dataset: SequenceDataset, count: int) -> SequenceDataset:
-    """Every user's sequence without its last ``count`` items: the same users, items and attributes
-    with the split moved ``count`` items back in time (``count`` 1: the old validation item becomes
-    the test target). Users left with fewer than three items keep three."""
-    if count == 0:
-        return dataset
-    lengths = np.diff(dataset.offsets)
-    kept_lengths = np.maximum(lengths - count, np.minimum(lengths, 3))
-    position = np.arange(len(dataset.items)) - np.repeat(dataset.offsets[:-1], lengths)
-    kept = position < np.repeat(kept_lengths, lengths)
-    stats = dataset.stats | {"num_interactions": int(kept.sum()), "dropped_last_items": count,
-                             "sequence_length_mean": float(kept_lengths.mean()),
-                             "sequence_length_median": float(np.median(kept_lengths)),
-                             "sequence_length_max": int(kept_lengths.max()),
-                             "density": float(kept.sum() / (dataset.num_users * dataset.num_items))}  # fmt: skip
-    shorter = dataclasses.replace(dataset, items=dataset.items[kept], timestamps=dataset.timestamps[kept],
-                                  offsets=np.append(0, np.cumsum(kept_lengths)).astype(np.int64), stats=stats)
-    shorter.stats["data_fingerprint"] = shorter.fingerprint()
-    return shorter
 
 
 def baselines(store: Store, dataset: SequenceDataset) -> dict[str, dict]:

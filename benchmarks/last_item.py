@@ -42,8 +42,8 @@ def seen_transition_share(dataset, split: str) -> float:
     """Share of users whose ``split`` target follows their last input item somewhere in the
     training sequences (any user's): how much a next-item model can lean on the last step."""
     train = dataset.train_sequences()
-    _, index = train.positions()
-    follows = (index[1:] == index[:-1] + 1)  # consecutive values of the same row
+    rows, index = train.positions()
+    follows = rows[1:] == rows[:-1]  # consecutive values of the same row
     pairs = np.unique(train.values[index[:-1]][follows] * (dataset.num_items + 1) + train.values[index[1:]][follows])
     inputs, targets = (dataset.test_inputs(), dataset.test_targets()) if split == "test" else (
         dataset.valid_inputs(), dataset.valid_targets())

@@ -363,6 +363,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.results is None and args.work.resolve() != DEFAULT_WORK:
         parser.error(f"--work {args.work} needs --results: {RESULTS} reports the default work folder only")
+    if args.drop_last and args.work.resolve() == DEFAULT_WORK:
+        parser.error("--drop-last needs its own --work: the default one holds the published split's runs")
     args.results = args.results or RESULTS
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if args.threads:
