@@ -26,16 +26,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
+from movielens_pipeline.evaluation import metrics  # noqa: E402
 from movielens_pipeline.evaluation.protocols import paired_bootstrap  # noqa: E402
 
 RESULTS = common.RESULTS_DIR / "last_item.json"
 # The store keys s3rec_paper.py gives these runs: S3Rec finetuned from scratch with the project's
 # defaults, LRML with its defaults, EASE with L2 chosen on validation.
 MODELS = {"s3rec_no_pretraining": "s3rec-project-none", "lrml": "lrml", "ease": "ease"}
-
-
-def per_user_ndcg(ranks: np.ndarray) -> np.ndarray:
-    return np.where(ranks < 10, 1.0 / np.log2(ranks + 2.0), 0.0)
 
 
 def seen_transition_share(dataset, split: str) -> float:
@@ -62,7 +59,7 @@ def split_runs(store: common.Store, seeds: list[int]) -> dict[str, dict]:
         runs[model] = {"valid_ndcg_at_10": float(np.mean([f["valid_ndcg_at_10"] for f, _ in found])),
                        "test_ndcg_at_10": float(np.mean([f["ndcg_at_10"] for f, _ in found])),
                        "test_per_seed": [f["ndcg_at_10"] for f, _ in found],
-                       "per_user": np.mean([per_user_ndcg(r["test_full"]) for _, r in found], axis=0)}  # fmt: skip
+                       "per_user": np.mean([metrics.per_user_metric(r["test_full"], "ndcg_at_10") for _, r in found], axis=0)}  # fmt: skip
     return runs
 
 

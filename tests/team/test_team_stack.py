@@ -78,6 +78,28 @@ print(json.dumps({"status": str(run.status), "uris": uris, "id": str(run.id),
 """
 
 
+STEP_LOGS = """
+import json
+from zenml.client import Client
+client = Client()
+step = client.get_pipeline_run("RUN_ID").steps["STEP"]
+entries = client.zen_store.get(f"/steps/{step.id}/logs", params={"source": "step"})
+print(json.dumps([entry["message"] for entry in entries]))
+"""
+
+
+# Each run's registration decision for one registered model, read from the ZenML server: what
+# the race test checks (a client's console can lose lines when two runs share the machine).
+DECISIONS = """
+import json
+from zenml.client import Client
+runs = Client().list_pipeline_runs(pipeline="training_pipeline", sort_by="desc:created", size=10).items
+decisions = [run.steps["register"].outputs["registration"][0].load() for run in runs
+             if "register" in run.steps and "registration" in run.steps["register"].outputs]
+print(json.dumps([d.model_dump() for d in decisions if d.registered_model == "MODEL"]))
+"""
+
+
 def mlflow_client(stack: dict):
     import mlflow
 
@@ -113,27 +135,6 @@ def test_the_smoke_pipeline_runs_end_to_end_on_the_team_stack(stack, tmp_path):
     logs = as_client(env, STEP_LOGS.replace("RUN_ID", run["id"]).replace("STEP", "register"))
     assert any("Registry: team-smoke versions" in message for message in logs), logs[-20:]
 
-
-STEP_LOGS = """
-import json
-from zenml.client import Client
-client = Client()
-step = client.get_pipeline_run("RUN_ID").steps["STEP"]
-entries = client.zen_store.get(f"/steps/{step.id}/logs", params={"source": "step"})
-print(json.dumps([entry["message"] for entry in entries]))
-"""
-
-
-# Each run's registration decision for one registered model, read from the ZenML server: what
-# the race test checks (a client's console can lose lines when two runs share the machine).
-DECISIONS = """
-import json
-from zenml.client import Client
-runs = Client().list_pipeline_runs(pipeline="training_pipeline", sort_by="desc:created", size=10).items
-decisions = [run.steps["register"].outputs["registration"][0].load() for run in runs
-             if "register" in run.steps and "registration" in run.steps["register"].outputs]
-print(json.dumps([d.model_dump() for d in decisions if d.registered_model == "MODEL"]))
-"""
 
 
 def test_two_clients_at_the_same_moment_leave_exactly_one_champion(stack, tmp_path):
