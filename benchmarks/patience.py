@@ -2,18 +2,22 @@
 
 Early stopping only decides where a training run ends: the epochs before that are the same for
 every patience (same data, config and seed). So each model is trained once with the longest
-patience studied (S3Rec's and LRML's current defaults, 10 and 8), its validation figure recorded
-after every epoch as training records it, and its test ranks recorded beside it (never used to
-choose anything). For every shorter patience the script replays the stopping rule on that
-validation curve: the epoch it would keep, its validation and test NDCG@10, and the training
-time up to where it would stop. Per dataset and model, the test NDCG@10 of each patience minus
-the current default's is compared per test user (paired bootstrap over every seed's users).
+patience studied (``RECORDED_PATIENCE``: S3Rec 10, LRML 8, the defaults when the study began), its
+validation figure recorded after every epoch as training records it, and its test ranks recorded
+beside it at every epoch that improves on the best validation figure so far, the only epochs any
+patience can keep (never used to choose anything). For every shorter patience the script replays
+the stopping rule on that validation curve: the epoch it would keep, its validation and test
+NDCG@10, and the training time up to where it would stop. Per dataset and model, the test NDCG@10
+of each patience minus the recorded patience's is compared per test user (paired bootstrap over
+every seed's users).
 
 Models: S3Rec finetuned from the pipeline's default pretraining (``s3rec``), the same finetuning
 from scratch (``sasrec_no_pretraining``) and LRML, all with the pipeline's defaults.
 
 Run: .venv/bin/python benchmarks/patience.py --datasets ml-100k:42,1,2,3,4 LastFM:42,1,2
-(runs are kept in --work, so a stopped run resumes; writes benchmarks/results/patience.json)
+(runs are kept in --work, so a stopped run resumes; writes benchmarks/results/patience.json), and
+for LRML on Toys_and_Games: --datasets Toys_and_Games:42,1 --models lrml
+--results benchmarks/results/patience_toys_lrml.json
 """
 
 from __future__ import annotations
@@ -45,8 +49,9 @@ from movielens_pipeline.training.s3rec import (  # noqa: E402
 RESULTS = common.RESULTS_DIR / "patience.json"
 NO_WEIGHTS = torch.nn.Module()  # the replay keeps no weights, only the epoch numbers
 PATIENCES = (3, 5, 8, 10)
-DEFAULT_PATIENCE = {"s3rec": FinetuneConfig().patience, "sasrec_no_pretraining": FinetuneConfig().patience,
-                    "lrml": LRMLTrainConfig().patience}  # fmt: skip
+RECORDED_PATIENCE = {"s3rec": 10, "sasrec_no_pretraining": 10, "lrml": 8}
+MODELS = tuple(RECORDED_PATIENCE)
+NOT_RANKED = -1  # a test-rank row of an epoch no patience can keep
 
 
 def recording_test_ranks(dataset, test_ranks: list[np.ndarray], validation_seconds: list[float]):
@@ -57,12 +62,17 @@ def recording_test_ranks(dataset, test_ranks: list[np.ndarray], validation_secon
     def make_validator(score_fn, *args, **kwargs):
         validate = metrics.validator(score_fn, *args, **kwargs)
         test = (dataset.user_indices, dataset.test_inputs(), dataset.test_targets(), dataset.num_items)
+        best = [float("-inf")]
 
         def validate_and_test() -> dict[str, float]:
             started = time.perf_counter()
             figures = validate()
             validation_seconds.append(time.perf_counter() - started)
-            test_ranks.append(metrics.full_ranking(score_fn, *test).ranks)
+            if figures["ndcg_at_10"] > best[0]:
+                best[0] = figures["ndcg_at_10"]
+                test_ranks.append(metrics.full_ranking(score_fn, *test).ranks)
+            else:
+                test_ranks.append(np.full(len(dataset.user_indices), NOT_RANKED))
             return figures
 
         return validate_and_test
@@ -71,16 +81,17 @@ def recording_test_ranks(dataset, test_ranks: list[np.ndarray], validation_secon
 
 
 def train_recording(dataset, model: str, seed: int, device, pretrained) -> tuple[dict, dict]:
-    """One run with its default patience: per-epoch validation NDCG@10, training seconds and test ranks."""
+    """One run with its recorded patience: per-epoch validation NDCG@10, training seconds and test ranks."""
     test_ranks, validation_seconds = [], []
     stand_in = recording_test_ranks(dataset, test_ranks, validation_seconds)
     module, original = (pairwise, pairwise.validator) if model == "lrml" else (s3rec, s3rec.validator)
     module.validator = stand_in
     try:
+        patience = RECORDED_PATIENCE[model]
         if model == "lrml":
-            trained = train_lrml(dataset, cfg=LRMLTrainConfig(seed=seed), device=device)
+            trained = train_lrml(dataset, cfg=LRMLTrainConfig(seed=seed, patience=patience), device=device)
         else:
-            trained = finetune(dataset, s3rec_config(dataset), FinetuneConfig(seed=seed), device,
+            trained = finetune(dataset, s3rec_config(dataset), FinetuneConfig(seed=seed, patience=patience), device,
                                pretrained=pretrained, name=model)  # fmt: skip
     finally:
         module.validator = original
@@ -105,7 +116,7 @@ def stop_under(valid_curve: list[float], patience: int) -> tuple[int, int]:
 
 def replay(runs: dict[int, tuple[dict, dict]], model: str) -> dict:
     """Every studied patience on one model's runs (seed -> run): what it keeps, costs and scores."""
-    default = DEFAULT_PATIENCE[model]
+    default = RECORDED_PATIENCE[model]
     per_user, rows = {}, {}
     for patience in (p for p in PATIENCES if p <= default):
         kept_runs = []
@@ -113,7 +124,10 @@ def replay(runs: dict[int, tuple[dict, dict]], model: str) -> dict:
             kept, run = stop_under(curve["valid_ndcg_at_10"], patience)
             if patience == default and (kept, run) != (curve["best_epoch"], len(curve["valid_ndcg_at_10"])):
                 raise AssertionError(f"{model} seed {seed}: the replay does not stop where training stopped")
-            test = metrics.per_user_metric(arrays["test_ranks"][kept - 1], "ndcg_at_10")
+            ranks = arrays["test_ranks"][kept - 1]
+            if (ranks == NOT_RANKED).any():
+                raise AssertionError(f"{model} seed {seed}: epoch {kept} was kept but its test was not ranked")
+            test = metrics.per_user_metric(ranks, "ndcg_at_10")
             kept_runs.append({"seed": seed, "kept_epoch": kept, "epochs_run": run,
                               "seconds": float(sum(curve["epoch_seconds"][:run])),
                               "valid_ndcg_at_10": curve["valid_ndcg_at_10"][kept - 1],
@@ -132,12 +146,12 @@ def replay(runs: dict[int, tuple[dict, dict]], model: str) -> dict:
     return {"default_patience": default, "by_patience": {str(p): row for p, row in rows.items()}}
 
 
-def study(name: str, seeds: list[int], store: common.Store, device) -> dict:
+def study(name: str, seeds: list[int], models: list[str], store: common.Store, device) -> dict:
     dataset = common.load_benchmark_dataset(common.S3REC_DATA, name)
     runs: dict[str, dict[int, tuple[dict, dict]]] = {}
     for seed in seeds:
         pretrained = None
-        for model in ("sasrec_no_pretraining", "s3rec", "lrml"):
+        for model in models:
             key = f"{name}-{model}-seed{seed}"
             found = store.get(key)
             if found is None:
@@ -168,6 +182,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["ml-100k:42,1,2,3,4", "LastFM:42,1,2"],
                         help="name:seed,seed,... (ml-100k, LastFM, Toys_and_Games)")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--work", type=Path, default=Path(".cache/patience"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -177,7 +192,8 @@ def main() -> None:
     datasets = {}
     for spec in args.datasets:
         name, _, seeds = spec.partition(":")
-        datasets[name] = study(name, [int(s) for s in seeds.split(",")], common.Store(args.work / name), device)
+        datasets[name] = study(name, [int(s) for s in seeds.split(",")], args.models, common.Store(args.work / name),
+                               device)  # fmt: skip
     report = {"protocol": common.PROTOCOL, "patiences": PATIENCES, "datasets": datasets} | common.environment(started)
     common.write_report(report, args.results)
     print("\n".join(summary_lines(report)))

@@ -38,6 +38,20 @@ def test_first_run_promotes_its_best_model_to_champion(smoke_run, mlflow_client)
     assert {"data_fingerprint", "git_commit", "zenml_run_id", "test_ndcg_at_10"} <= set(champion.tags)
 
 
+def test_a_run_ends_with_its_results_the_registry_decision_and_where_mlflow_is(smoke_run, zenml_stack):
+    """What `make run` prints last, from the process that ran the pipeline (its marker: any part of
+    the run's name)."""
+    from movielens_pipeline.integrations.run_pipeline import closing_report
+
+    text = closing_report(smoke_run.run.name, "make mlflow-ui STACK=local")
+    table = smoke_run.run.steps["evaluate"].outputs["evaluation_metrics"][0].load()
+    best = table[table["split"] == "test"].sort_values("ndcg_at_10").iloc[-1]
+    assert f"ZenML run {smoke_run.run.name}: completed" in text
+    assert f"{best['ndcg_at_10']:.4f}" in text and "Registry: movielens-smoke versions" in text
+    assert text.endswith(f"MLflow tracking URI: sqlite:///{zenml_stack.resolve() / 'mlflow.db'}  "
+                         "(browse it with: make mlflow-ui STACK=local)")  # fmt: skip
+
+
 def test_every_version_reads_well_and_links_to_the_run_that_trained_it(smoke_run, mlflow_client):
     decision = smoke_run.run.steps["register"].outputs["registration"][0].load()
     for model, version in decision.versions.items():

@@ -66,8 +66,9 @@ def ensure_stack(mlflow_dir: Path = DEFAULT_MLFLOW_DIR) -> None:
     }
     for component_type, (name, configuration) in components.items():
         try:
-            client.get_stack_component(component_type, name)
-            client.update_stack_component(name, component_type, configuration=configuration)
+            component = client.get_stack_component(component_type, name)
+            if any(component.configuration.get(key) != value for key, value in configuration.items()):
+                client.update_stack_component(name, component_type, configuration=configuration)
         except KeyError:
             client.create_stack_component(name, "mlflow", component_type, configuration)
     try:
@@ -82,7 +83,8 @@ def ensure_stack(mlflow_dir: Path = DEFAULT_MLFLOW_DIR) -> None:
                 StackComponentType.MODEL_REGISTRY: REGISTRY_NAME,
             },
         )
-    client.activate_stack(STACK_NAME)
+    if not _is_active(client, STACK_NAME):
+        client.activate_stack(STACK_NAME)
 
 
 PIPELINE_NAME = "training_pipeline"
