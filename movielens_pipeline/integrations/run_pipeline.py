@@ -2,11 +2,13 @@
 per client, the run a killed process of this client left behind marked failed first, and on
 failure a short account of the cause as the last lines.
 
-    python -m movielens_pipeline.integrations.run_pipeline --config zenml_config.yaml [--report]
+    python -m movielens_pipeline.integrations.run_pipeline --config zenml_config.yaml
+        [--local-stack .mlflow --experiments-from zenml_config.yaml ...] [--report]
 
-``--report`` (what `make run` passes) ends a successful run with its results and the MLflow
-tracking URI, printed by this process rather than a new one (that took some 14 s of imports and
-first artifact loads).
+What `make run` passes: ``--local-stack`` first sets up the local stack and MLflow store (as
+`make stack` does), and ``--report`` ends a successful run with its results and the MLflow
+tracking URI, both in this process rather than in processes of their own (each of which spent
+7-14 s starting ZenML and MLflow again).
 
 The pipeline is the training pipeline, or the one a config is for (``PIPELINES``);
 `zenml pipeline run <pipeline> -c CONFIG` runs the same pipeline without these extras.
@@ -191,11 +193,19 @@ def closing_report(marker: str, browse_command: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="zenml_config.yaml")
+    parser.add_argument("--local-stack", type=Path, metavar="MLFLOW_DIR",
+                        help="set up the local stack with its MLflow store in MLFLOW_DIR first")
+    parser.add_argument("--experiments-from", type=Path, action="append", default=[], metavar="CONFIG",
+                        help="with --local-stack: create the MLflow experiments this run config names")
     parser.add_argument("--report", action="store_true", help="end with the run's results and the MLflow URI")
     parser.add_argument("--browse-command", default="make mlflow-ui", help="how the report says to open MLflow")
     args = parser.parse_args()
     from movielens_pipeline.integrations.preflight import ServiceUnavailable, check_services, check_zenml_server
 
+    if args.local_stack is not None:
+        from movielens_pipeline.integrations.stack import ensure_local_stack
+
+        print(ensure_local_stack(args.local_stack, args.experiments_from))
     try:  # before anything trains: one line naming the service that is down and where
         check_zenml_server()
         pipeline = pipeline_for_config(args.config)

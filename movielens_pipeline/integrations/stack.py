@@ -87,6 +87,15 @@ def ensure_stack(mlflow_dir: Path = DEFAULT_MLFLOW_DIR) -> None:
         client.activate_stack(STACK_NAME)
 
 
+def ensure_local_stack(mlflow_dir: Path, config_paths: list[Path]) -> str:
+    """The stack and the MLflow experiments the run configs name (``make stack``, or `make run`'s
+    own process); returns the line saying so."""
+    Path(mlflow_dir).mkdir(parents=True, exist_ok=True)
+    ensure_stack(mlflow_dir)
+    ensure_experiments(mlflow_dir, experiment_names(config_paths))
+    return f"ZenML stack '{STACK_NAME}' active; MLflow tracking URI {tracking_uri(mlflow_dir)}"
+
+
 PIPELINE_NAME = "training_pipeline"
 
 
@@ -152,10 +161,7 @@ def main() -> None:
     if args.delete_runs:
         delete_runs()
         return
-    args.mlflow_dir.mkdir(parents=True, exist_ok=True)
-    ensure_stack(args.mlflow_dir)
-    ensure_experiments(args.mlflow_dir, experiment_names(args.config))
-    print(f"ZenML stack '{STACK_NAME}' active; MLflow tracking URI {tracking_uri(args.mlflow_dir)}")
+    print(ensure_local_stack(args.mlflow_dir, args.config))
 
 
 if __name__ == "__main__":
