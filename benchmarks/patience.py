@@ -12,7 +12,7 @@ of each patience minus the recorded patience's is compared per test user (paired
 every seed's users).
 
 Models: S3Rec finetuned from the pipeline's default pretraining (``s3rec``), the same finetuning
-from scratch (``sasrec_no_pretraining``) and LRML, all with the pipeline's defaults.
+from scratch (``sasrec_no_pretraining``) and LRML, all with the pipeline's defaults but the patience.
 
 Run: .venv/bin/python benchmarks/patience.py --datasets ml-100k:42,1,2,3,4 LastFM:42,1,2
 (runs are kept in --work, so a stopped run resumes; writes benchmarks/results/patience.json), and

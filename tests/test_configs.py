@@ -137,8 +137,9 @@ def test_make_run_sets_up_the_local_stack_and_the_configs_experiments_in_its_own
     monkeypatch.setattr("sys.argv", ["run_pipeline", "--config", str(path), "--local-stack", str(zenml_stack),
                                      "--experiments-from", str(path)])  # fmt: skip
     assert run_pipeline.main() == 1
-    assert f"ZenML stack 'movielens' active; MLflow tracking URI sqlite:///{zenml_stack.resolve() / 'mlflow.db'}" in (
+    mlflow_dir = zenml_stack.resolve()
+    assert f"ZenML stack 'movielens' active; MLflow tracking URI sqlite:///{mlflow_dir / 'mlflow.db'}" in (
         capsys.readouterr().out
     )
     experiment = mlflow_client.get_experiment_by_name("movielens-own-process")
-    assert experiment is not None and experiment.artifact_location.startswith((zenml_stack.resolve() / "artifacts").as_uri())
+    assert experiment is not None and experiment.artifact_location.startswith((mlflow_dir / "artifacts").as_uri())
