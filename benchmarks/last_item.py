@@ -59,7 +59,8 @@ def split_runs(store: common.Store, seeds: list[int]) -> dict[str, dict]:
         runs[model] = {"valid_ndcg_at_10": float(np.mean([f["valid_ndcg_at_10"] for f, _ in found])),
                        "test_ndcg_at_10": float(np.mean([f["ndcg_at_10"] for f, _ in found])),
                        "test_per_seed": [f["ndcg_at_10"] for f, _ in found],
-                       "per_user": np.mean([metrics.per_user_metric(r["test_full"], "ndcg_at_10") for _, r in found], axis=0)}  # fmt: skip
+                       "per_user": np.mean([metrics.per_user_metric(r["test_full"], "ndcg_at_10") for _, r in found],
+                                           axis=0)}  # fmt: skip
     return runs
 
 

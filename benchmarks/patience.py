@@ -62,14 +62,15 @@ def recording_test_ranks(dataset, test_ranks: list[np.ndarray], validation_secon
     def make_validator(score_fn, *args, **kwargs):
         validate = metrics.validator(score_fn, *args, **kwargs)
         test = (dataset.user_indices, dataset.test_inputs(), dataset.test_targets(), dataset.num_items)
-        best = [float("-inf")]
+        best = float("-inf")
 
         def validate_and_test() -> dict[str, float]:
+            nonlocal best
             started = time.perf_counter()
             figures = validate()
             validation_seconds.append(time.perf_counter() - started)
-            if figures["ndcg_at_10"] > best[0]:
-                best[0] = figures["ndcg_at_10"]
+            if figures["ndcg_at_10"] > best:
+                best = figures["ndcg_at_10"]
                 test_ranks.append(metrics.full_ranking(score_fn, *test).ranks)
             else:
                 test_ranks.append(np.full(len(dataset.user_indices), NOT_RANKED))

