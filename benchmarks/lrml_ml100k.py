@@ -7,7 +7,7 @@ batch size, early-stopping patience on validation NDCG@10; each its own default 
 positive, 5 for BPR-MF and the hardest of 20 for LRML); EASE and
 popularity have no training budget and are shown for reference.
 
-Run: .venv/bin/python benchmarks/lrml_ml100k.py [--threads N]
+Run: .venv/bin/python benchmarks/lrml_ml100k.py [--threads N] [--device cuda] [--results other.json]
 (writes benchmarks/results/lrml_ml100k.json; by default torch uses every core, which on a
 machine shared with other jobs can be far slower than --threads 1).
 
@@ -63,9 +63,9 @@ def training_figures(trained, wall_seconds: float) -> dict:
     }
 
 
-def main(threads: int | None = None) -> dict:
+def main(threads: int | None = None, device: str = "cpu", results_path: Path = RESULTS) -> dict:
     started = time.perf_counter()
-    device, dataset = common.prepare("cpu", threads)
+    device, dataset = common.prepare(device, threads)
 
     def tested(score) -> dict:
         return common.test_figures(score, dataset, with_rank_seconds=True)
@@ -87,8 +87,9 @@ def main(threads: int | None = None) -> dict:
         "dataset": dataset.stats,
         "budget": BUDGET,
         "models": results,
+        "device": str(device),
     } | common.environment(started)
-    common.write_report(report, RESULTS)
+    common.write_report(report, results_path)
 
     print(f"\nMovieLens-100k, {common.PROTOCOL}")
     print(f"{'model':<11}{'HR@10':>8}{'NDCG@10':>9}{'epoch s':>9}{'pairs/s':>10}{'rank s':>8}")
@@ -100,11 +101,14 @@ def main(threads: int | None = None) -> dict:
             f"{'' if epoch is None else f'{epoch:.2f}':>9}{'' if rate is None else f'{rate:,.0f}':>10}"
             f"{figures['rank_all_pairs_seconds']:>8.3f}"
         )
-    print(common.footer(report, RESULTS))
+    print(f"device {device}, {common.footer(report, results_path)}")
     return report
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: every core)")
-    main(parser.parse_args().threads)
+    parser.add_argument("--device", default="cpu", help="where LRML and BPR-MF train: cpu, cuda or auto")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    main(args.threads, args.device, args.results)

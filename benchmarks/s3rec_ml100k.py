@@ -8,7 +8,7 @@ finetuning from random weights. One seed's test NDCG@10 moves by about +-0.005 b
 (943 test users), so the benchmark trains both variants for several seeds and reports each seed,
 the means and on how many seeds pretraining won.
 
-Run: .venv/bin/python benchmarks/s3rec_ml100k.py [--threads N] [--seeds 42 1 2]
+Run: .venv/bin/python benchmarks/s3rec_ml100k.py [--threads N] [--seeds 42 1 2] [--device cuda] [--results other.json]
 (writes benchmarks/results/s3rec_ml100k.json)
 """
 
@@ -87,6 +87,7 @@ def main() -> dict:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: every core)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2])
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     started = time.perf_counter()
     device, dataset = common.prepare(args.device, args.threads)
@@ -110,7 +111,7 @@ def main() -> dict:
         "summary": summary(per_seed),
         "device": str(device),
     } | common.environment(started)
-    common.write_report(report, RESULTS)
+    common.write_report(report, args.results)
 
     print(f"\nMovieLens-100k, {common.PROTOCOL}")
     print(f"{'seed':<6}{'model':<22}{'HR@10':>8}{'NDCG@10':>9}{'valid':>8}{'epochs':>8}{'epoch s':>9}{'seq/s':>8}{'train s':>9}")
@@ -133,7 +134,7 @@ def main() -> dict:
         f"pretraining won on {totals['pretraining_wins_test_ndcg_at_10']}/{len(per_seed)} seeds (NDCG@10), "
         f"{totals['pretraining_wins_test_hit_at_10']}/{len(per_seed)} (HR@10)"
     )
-    print(f"device {device}, {common.footer(report, RESULTS)}")
+    print(f"device {device}, {common.footer(report, args.results)}")
     return report
 
 

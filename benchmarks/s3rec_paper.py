@@ -29,6 +29,7 @@ Run: .venv/bin/python benchmarks/s3rec_paper.py --datasets LastFM --seeds 42 1 2
      [--drop-last 1]  (every user's last item removed first: the split one item earlier, same users)
      [--model max_len=100 hidden_dropout=0.3]  (an architecture sweep, without pretraining)
      [--pretraining-fit]  (each pretraining's and the authors' checkpoint's losses on one fixed draw)
+     [--device cuda] [--pretrain-minutes M]  (S3Rec trains on the GPU; a wall-clock cap on each pretraining)
      [--results benchmarks/results/other.json]
 (writes benchmarks/results/s3rec_paper.json and s3rec_paper.png, or --results and its plots)
 """
@@ -56,6 +57,7 @@ from movielens_pipeline.evaluation.protocols import PROTOCOLS, paired_bootstrap 
 from movielens_pipeline.families import load_recommender  # noqa: E402
 from movielens_pipeline.training.official_checkpoint import load_official_checkpoint  # noqa: E402
 from movielens_pipeline.training.pairwise import BPRTrainConfig, LRMLTrainConfig, train_bpr, train_lrml  # noqa: E402
+from movielens_pipeline.training.runtime import pick_device  # noqa: E402
 from movielens_pipeline.training.s3rec import (  # noqa: E402
     FinetuneConfig,
     PretrainConfig,
@@ -94,17 +96,18 @@ SETTINGS = {
 VARIANTS = ("none", "pretrained", "default_pretraining", "official")
 
 
-def paper_pretraining(epochs: int, rows: str, seed: int) -> PretrainConfig:
+def paper_pretraining(epochs: int, rows: str, seed: int, max_minutes: float | None = None) -> PretrainConfig:
     return PretrainConfig(epochs=epochs, batch_size=100, lr=1e-3, mask_prob=0.2, aap_weight=0.2, mip_weight=1.0,
-                          map_weight=1.0, sp_weight=0.5, rows=rows, seed=seed)  # fmt: skip
+                          map_weight=1.0, sp_weight=0.5, rows=rows, seed=seed, max_minutes=max_minutes)  # fmt: skip
 
 
-def pretrained_weights(store: common.Store, dataset, model_config, seed: int, cfg: PretrainConfig, name: str):
+def pretrained_weights(store: common.Store, dataset, model_config, seed: int, cfg: PretrainConfig, name: str,
+                       device: torch.device):  # fmt: skip
     """This seed's pretraining (trained once, kept in the store for every setting)."""
     folder = store.folder / f"{name}-seed{seed}"
     if (folder / "model.json").exists():
         return load_trained_model(folder)
-    trained, wall = common.timed(pretrain, dataset, model_config, cfg)
+    trained, wall = common.timed(pretrain, dataset, model_config, cfg, device)
     trained.summary["wall_seconds"] = wall
     save_trained_model(trained, folder)
     return trained
@@ -116,13 +119,13 @@ def s3rec_runs(store: common.Store, dataset: SequenceDataset, name: str, seed: i
     # Runs of another architecture are kept under their own names; the report pairs a pretrained
     # variant with the default architecture's none, so sweep architectures without pretraining.
     architecture = "".join(f"-{key}{value}" for key, value in sorted(overrides.items()))
-    paper = paper_pretraining(args.pretrain_epochs, args.pretrain_rows, seed)
+    paper = paper_pretraining(args.pretrain_epochs, args.pretrain_rows, seed, args.pretrain_minutes)
     paper_name = f"pretrained-{args.pretrain_rows}-{args.pretrain_epochs}{architecture}"
     starts = {
         "none": lambda: None,
-        "pretrained": lambda: pretrained_weights(store, dataset, model_config, seed, paper, paper_name),
-        "default_pretraining": lambda: pretrained_weights(
-            store, dataset, model_config, seed, PretrainConfig(seed=seed), f"default-pretraining{architecture}"),
+        "pretrained": lambda: pretrained_weights(store, dataset, model_config, seed, paper, paper_name, args.device),
+        "default_pretraining": lambda: pretrained_weights(store, dataset, model_config, seed, PretrainConfig(seed=seed),
+                                                          f"default-pretraining{architecture}", args.device),
     }  # fmt: skip
     checkpoint = args.official_checkpoints / f"{name}-epochs-150.pt" if args.official_checkpoints else None
     if checkpoint is not None and checkpoint.exists():
@@ -139,10 +142,11 @@ def s3rec_runs(store: common.Store, dataset: SequenceDataset, name: str, seed: i
                 initial = start()
                 cfg = SETTINGS[setting].model_copy(update={"seed": seed} | (
                     {"epochs": args.finetune_epochs} if args.finetune_epochs else {}))
-                trained, wall = common.timed(finetune, dataset, model_config, cfg, pretrained=initial)
+                trained, wall = common.timed(finetune, dataset, model_config, cfg, args.device, pretrained=initial)
                 figures, ranks = common.evaluate_both_protocols(key, load_recommender(trained).score_fn, dataset)
-                pretrain_seconds = (initial.summary.get("wall_seconds", 0.0) if initial is not None else 0.0)
-                return figures | {"finetune_seconds": wall, "pretrain_seconds": pretrain_seconds,
+                pretraining = initial.summary if initial is not None else {}
+                return figures | {"finetune_seconds": wall, "pretrain_seconds": pretraining.get("wall_seconds", 0.0),
+                                  "pretrain_epochs": pretraining.get("epochs_run"), "device": str(args.device),
                                   "best_epoch": trained.summary["best_epoch"],
                                   "epochs_run": trained.summary["epochs_run"]}, ranks  # fmt: skip
 
@@ -343,7 +347,10 @@ def main() -> None:
                         choices=["s3rec", "baselines", "lrml", "bpr"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--pretrain-epochs", type=int, default=150)
+    parser.add_argument("--pretrain-minutes", type=float, default=None,
+                        help="wall-clock cap on each pretraining (its epochs run are reported)")
     parser.add_argument("--pretrain-rows", default="prefixes", choices=["prefixes", "last", "windows"])
+    parser.add_argument("--device", default="cpu", help="where S3Rec trains: cpu, cuda or auto (evaluation: CPU)")
     parser.add_argument("--official-checkpoints", type=Path, default=None,
                         help="folder with the authors' <name>-epochs-150.pt (finetuned as the 'official' variant)")
     parser.add_argument("--model", nargs="*", default=[], metavar="FIELD=VALUE",
@@ -366,6 +373,7 @@ def main() -> None:
     if args.drop_last and args.work.resolve() == DEFAULT_WORK:
         parser.error("--drop-last needs its own --work: the default one holds the published split's runs")
     args.results = args.results or RESULTS
+    args.device = pick_device(args.device)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if args.threads:
         torch.set_num_threads(args.threads)
