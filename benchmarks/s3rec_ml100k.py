@@ -48,6 +48,7 @@ def train_and_test(dataset, model_config, pretrain_config, finetune_config, devi
     def finetuned_figures(trained, pretraining_figures: dict | None, finetune_wall: float) -> dict:
         model = S3Rec(model_config)
         model.load_state_dict(trained.state_dict)
+        model.to(device)
         figures = {
             "best_epoch": trained.summary["best_epoch"],
             "best_valid_ndcg_at_10": trained.summary["best_valid_ndcg_at_10"],

@@ -157,6 +157,14 @@ def test_a_worker_killed_mid_epoch_fails_the_job_within_seconds_naming_its_rank(
         output[-2000:]  # fmt: skip
 
 
+def test_more_cuda_processes_than_gpus_are_refused_before_any_worker_starts():
+    # One process per GPU (NCCL): on a machine with fewer GPUs the launch stops at once, saying so.
+    gpus = torch.cuda.device_count()
+    processes = max(2, gpus + 1)
+    with pytest.raises(ValueError, match=rf"{processes} processes on cuda need a GPU each; this machine has {gpus}"):
+        workers.train(finetune, chain_dataset(), processes, torch.device("cuda"), no_logging, None)
+
+
 def test_sharded_evaluation_equals_one_process_under_both_protocols():
     dataset = planted_dataset(users_per_cluster=150)  # 1,200 users: three ranking batches of 512
     lrml = train_lrml(dataset, LRMLHyperparameters(dim=8), LRMLTrainConfig(epochs=1, patience=1))

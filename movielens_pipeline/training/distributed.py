@@ -120,6 +120,11 @@ def launch(entrypoint: Callable, args: tuple, processes: int, device: str = "cpu
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    gpus = torch.cuda.device_count() if device == "cuda" else 0
+    if device == "cuda" and processes > gpus:
+        # NCCL refuses two ranks on one GPU, and a rank without one would fail only after its start.
+        raise ValueError(f"{processes} processes on cuda need a GPU each; this machine has {gpus}: "
+                         "set processes to at most that, or train on one")
     backend = "nccl" if device == "cuda" else "gloo"
     setup = WorkerSetup(backend, max(1, (os.cpu_count() or 1) // processes))
     if nodes is None:

@@ -183,8 +183,8 @@ def fit(
             continue
         _log_epoch(name, record, settings)
         if stop_reason == "time budget":
-            logger.warning("%s: stopped after epoch %d on its time budget of %s minutes (keeping the best weights)",
-                           name, epoch, settings.max_minutes)  # fmt: skip
+            logger.warning("%s: stopped after epoch %d on its time budget of %s minutes (keeping the %s weights)",
+                           name, epoch, settings.max_minutes, "best" if stopper else "last")  # fmt: skip
         log_fn({k: v for k, v in record.items() if k != "epoch"}, epoch)
         if checkpoints:
             checkpoints.save(
