@@ -29,6 +29,7 @@ Run: .venv/bin/python benchmarks/s3rec_paper.py --datasets LastFM --seeds 42 1 2
      [--drop-last 1]  (every user's last item removed first: the split one item earlier, same users)
      [--model max_len=100 hidden_dropout=0.3]  (an architecture sweep, without pretraining)
      [--pretraining-fit]  (each pretraining's and the authors' checkpoint's losses on one fixed draw)
+     [--default-pretraining-epochs 10]  (the pipeline's pretraining at another length)
      [--device cuda] [--pretrain-minutes M]  (S3Rec trains on the GPU; a wall-clock cap on each pretraining)
      [--results benchmarks/results/other.json]
 (writes benchmarks/results/s3rec_paper.json and s3rec_paper.png, or --results and its plots)
@@ -121,11 +122,14 @@ def s3rec_runs(store: common.Store, dataset: SequenceDataset, name: str, seed: i
     architecture = "".join(f"-{key}{value}" for key, value in sorted(overrides.items()))
     paper = paper_pretraining(args.pretrain_epochs, args.pretrain_rows, seed, args.pretrain_minutes)
     paper_name = f"pretrained-{args.pretrain_rows}-{args.pretrain_epochs}{architecture}"
+    # The pipeline's pretraining at another length is named after its epochs (the default's name has none).
+    default_epochs = "" if args.default_pretraining_epochs == PretrainConfig().epochs else args.default_pretraining_epochs
     starts = {
         "none": lambda: None,
         "pretrained": lambda: pretrained_weights(store, dataset, model_config, seed, paper, paper_name, args.device),
-        "default_pretraining": lambda: pretrained_weights(store, dataset, model_config, seed, PretrainConfig(seed=seed),
-                                                          f"default-pretraining{architecture}", args.device),
+        "default_pretraining": lambda: pretrained_weights(
+            store, dataset, model_config, seed, PretrainConfig(seed=seed, epochs=args.default_pretraining_epochs),
+            f"default-pretraining{default_epochs}{architecture}", args.device),
     }  # fmt: skip
     checkpoint = args.official_checkpoints / f"{name}-epochs-150.pt" if args.official_checkpoints else None
     if checkpoint is not None and checkpoint.exists():
@@ -136,6 +140,7 @@ def s3rec_runs(store: common.Store, dataset: SequenceDataset, name: str, seed: i
                 continue
             key = f"s3rec-{setting}-{variant}" + (f"-{args.pretrain_rows}{args.pretrain_epochs}"
                                                   if variant == "pretrained" else "")
+            key += str(default_epochs) if variant == "default_pretraining" else ""
             key += f"{architecture}-seed{seed}"
 
             def make():
@@ -229,7 +234,7 @@ def summarise(store: common.Store, dataset: SequenceDataset) -> dict:
 
 
 # s3rec-<setting>-<variant>[-<rows><epochs>][-<field><value>...], as s3rec_runs names its runs.
-RUN_NAME = re.compile(r"^s3rec-(?P<setting>[a-z]+)-(?P<variant>none|default_pretraining|official|pretrained-[a-z]+\d+)"
+RUN_NAME = re.compile(r"^s3rec-(?P<setting>[a-z]+)-(?P<variant>none|default_pretraining\d*|official|pretrained-[a-z]+\d+)"
                       r"(?P<architecture>(-[a-z_]+[\d.]+)*)$")
 
 
@@ -347,6 +352,8 @@ def main() -> None:
                         choices=["s3rec", "baselines", "lrml", "bpr"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--pretrain-epochs", type=int, default=150)
+    parser.add_argument("--default-pretraining-epochs", type=int, default=PretrainConfig().epochs,
+                        help="epochs of the default_pretraining variant (the pipeline's pretraining)")
     parser.add_argument("--pretrain-minutes", type=float, default=None,
                         help="wall-clock cap on each pretraining (its epochs run are reported)")
     parser.add_argument("--pretrain-rows", default="prefixes", choices=["prefixes", "last", "windows"])
