@@ -210,7 +210,7 @@ def summarise(store: common.Store, dataset: SequenceDataset) -> dict:
         numeric = [k for k, v in figures[0].items() if isinstance(v, (int, float))]
         models[base] = {"seeds": len(figures)} | {k: statistics.fmean(f[k] for f in figures) for k in numeric} | {
             f"{k}_per_seed": [f[k] for f in figures] for k in ("ndcg_at_10", "sampled_ndcg_at_10")}
-    comparisons, against_ease = {}, {}
+    comparisons, against_ease, against_default = {}, {}, {}
     ease = _per_user_ndcg_mean(groups["ease"].values(), "test_full") if "ease" in groups else None
     for base, by_seed in groups.items():
         run = RUN_NAME.match(base)
@@ -218,6 +218,14 @@ def summarise(store: common.Store, dataset: SequenceDataset) -> dict:
             continue
         if ease is not None:
             against_ease[base] = paired_bootstrap(_per_user_ndcg_mean(by_seed.values(), "test_full"), ease)
+        # The pipeline's pretraining at another length against its default length, over the seeds both have.
+        default = groups.get(f"s3rec-{run['setting']}-default_pretraining{run['architecture']}", {})
+        if run["variant"].startswith("default_pretraining") and by_seed is not default:
+            shared = sorted(by_seed.keys() & default.keys())
+            if shared:
+                against_default[base] = {"seeds": shared} | paired_bootstrap(
+                    _per_user_ndcg_mean([by_seed[s] for s in shared], "test_full"),
+                    _per_user_ndcg_mean([default[s] for s in shared], "test_full"))  # fmt: skip
         # Each pretrained variant against no pretraining of the same setting and architecture.
         reference = groups.get(f"s3rec-{run['setting']}-none{run['architecture']}", {})
         seeds = sorted(by_seed.keys() & reference.keys())
@@ -230,7 +238,7 @@ def summarise(store: common.Store, dataset: SequenceDataset) -> dict:
             comparisons[base][protocol] = paired_bootstrap(treated, control)
             comparisons[base][f"{protocol}_by_history_length"] = _by_history_length(treated, control, history)
     return {"dataset": dataset.stats, "models": models, "pretrained_minus_none": comparisons,
-            "minus_ease_full": against_ease}
+            "minus_ease_full": against_ease, "minus_default_pretraining_full": against_default}
 
 
 # s3rec-<setting>-<variant>[-<rows><epochs>][-<field><value>...], as s3rec_runs names its runs.
@@ -284,6 +292,9 @@ def print_table(name: str, summary: dict) -> None:
                 print(f"    history {group['history']:>6} ({group['users']:>6,} users): {group['none']:.4f} -> "
                       f"{group['pretrained']:.4f}, {group['mean_difference']:+.4f} "
                       f"({group['ci_low']:+.4f} .. {group['ci_high']:+.4f})")  # fmt: skip
+    for model, c in summary.get("minus_default_pretraining_full", {}).items():
+        print(f"{model} - default_pretraining (full NDCG@10, seeds {', '.join(c['seeds'])}): "
+              f"{c['mean_difference']:+.4f} (95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f})")  # fmt: skip
     for model, c in summary.get("minus_ease_full", {}).items():
         print(f"{model} - EASE (full NDCG@10, mean over its seeds): {c['mean_difference']:+.4f} "
               f"(95% CI {c['ci_low']:+.4f} .. {c['ci_high']:+.4f})")  # fmt: skip

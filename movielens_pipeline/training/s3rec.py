@@ -46,8 +46,10 @@ S3RecHyperparameters = hyperparameters_of(
 class PretrainConfig(StepParameters):
     """Defaults tuned on MovieLens-100k (see benchmarks/s3rec_ml100k.py)."""
 
-    # Each epoch covers every training window (2,435 rows on ML-100k). 10, 20 and 60 epochs
-    # finetuned to the same test NDCG@10 within noise; 20 costs about a minute on 2 cores.
+    # Each epoch covers every training window (2,435 rows on ML-100k). On ML-100k 10, 20 and 60
+    # epochs finetuned to the same test NDCG@10 within noise; where pretraining pays
+    # (Toys_and_Games) 10 kept a quarter of 20's gain (benchmarks/results/pretrain_epochs_gpu.json).
+    # 20 costs about a minute on 2 cores.
     epochs: int = 20
     batch_size: int = 64
     lr: float = 1e-3
