@@ -123,13 +123,14 @@ def s3rec_runs(store: common.Store, dataset: SequenceDataset, name: str, seed: i
     paper = paper_pretraining(args.pretrain_epochs, args.pretrain_rows, seed, args.pretrain_minutes)
     paper_name = f"pretrained-{args.pretrain_rows}-{args.pretrain_epochs}{architecture}"
     # The pipeline's pretraining at another length is named after its epochs (the default's name has none).
-    default_epochs = "" if args.default_pretraining_epochs == PretrainConfig().epochs else args.default_pretraining_epochs
+    default = PretrainConfig(seed=seed, epochs=args.default_pretraining_epochs)
+    default_epochs = default.epochs if default.epochs != PretrainConfig().epochs else ""
     starts = {
         "none": lambda: None,
         "pretrained": lambda: pretrained_weights(store, dataset, model_config, seed, paper, paper_name, args.device),
         "default_pretraining": lambda: pretrained_weights(
-            store, dataset, model_config, seed, PretrainConfig(seed=seed, epochs=args.default_pretraining_epochs),
-            f"default-pretraining{default_epochs}{architecture}", args.device),
+            store, dataset, model_config, seed, default, f"default-pretraining{default_epochs}{architecture}",
+            args.device),
     }  # fmt: skip
     checkpoint = args.official_checkpoints / f"{name}-epochs-150.pt" if args.official_checkpoints else None
     if checkpoint is not None and checkpoint.exists():
@@ -242,7 +243,8 @@ def summarise(store: common.Store, dataset: SequenceDataset) -> dict:
 
 
 # s3rec-<setting>-<variant>[-<rows><epochs>][-<field><value>...], as s3rec_runs names its runs.
-RUN_NAME = re.compile(r"^s3rec-(?P<setting>[a-z]+)-(?P<variant>none|default_pretraining\d*|official|pretrained-[a-z]+\d+)"
+RUN_NAME = re.compile(r"^s3rec-(?P<setting>[a-z]+)-"
+                      r"(?P<variant>none|default_pretraining\d*|official|pretrained-[a-z]+\d+)"
                       r"(?P<architecture>(-[a-z_]+[\d.]+)*)$")
 
 

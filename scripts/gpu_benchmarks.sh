@@ -61,5 +61,6 @@ done
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv -l 10 \
   >"$out/gpu_utilisation.csv" 2>/dev/null &
 for pid in "${pids[@]}"; do wait "$pid" || say "a LastFM process stopped: exit $?"; done
-tar -czf "$out/lastfm_work.tgz" -C "$work" --exclude 'report-*' . && say "packed $(du -h "$out/lastfm_work.tgz" | cut -f1)"
+tar -czf "$out/lastfm_work.tgz" -C "$work" --exclude 'report-*' . &&
+  say "packed $(du -h "$out/lastfm_work.tgz" | cut -f1)"
 say "done"
