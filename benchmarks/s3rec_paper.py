@@ -19,9 +19,9 @@ below 20 under full ranking (the rest add under 1/21 each) and every rank among 
 the sampled protocol.
 
 Every finished model is kept in ``--work`` (ranks per user as .npz, figures as .json), so a run
-that stops resumes where it was; delete a file to recompute it. The report pairs each pretrained
-variant with the one without pretraining per user (NDCG@10 averaged over the seeds) in a
-bootstrap.
+that stops resumes where it was (a pretraining from its last finished epoch); delete a file to
+recompute it. The report pairs each pretrained variant with the one without pretraining per user
+(NDCG@10 averaged over the seeds) in a bootstrap.
 
 Run: .venv/bin/python benchmarks/s3rec_paper.py --datasets LastFM --seeds 42 1 2 [--settings paper project]
      [--variants none pretrained default_pretraining official]  (``official`` needs --official-checkpoints)
@@ -56,6 +56,7 @@ from models.s3rec import S3Rec  # noqa: E402
 from movielens_pipeline.data.dataset import SequenceDataset  # noqa: E402
 from movielens_pipeline.evaluation.protocols import PROTOCOLS, paired_bootstrap  # noqa: E402
 from movielens_pipeline.families import load_recommender  # noqa: E402
+from movielens_pipeline.training.checkpoints import CheckpointStore, config_fingerprint  # noqa: E402
 from movielens_pipeline.training.official_checkpoint import load_official_checkpoint  # noqa: E402
 from movielens_pipeline.training.pairwise import BPRTrainConfig, LRMLTrainConfig, train_bpr, train_lrml  # noqa: E402
 from movielens_pipeline.training.runtime import pick_device  # noqa: E402
@@ -104,11 +105,14 @@ def paper_pretraining(epochs: int, rows: str, seed: int, max_minutes: float | No
 
 def pretrained_weights(store: common.Store, dataset, model_config, seed: int, cfg: PretrainConfig, name: str,
                        device: torch.device):  # fmt: skip
-    """This seed's pretraining (trained once, kept in the store for every setting)."""
+    """This seed's pretraining (trained once, kept in the store for every setting). A killed one
+    resumes after its last finished epoch (the checkpoint is keyed by its config and the data)."""
     folder = store.folder / f"{name}-seed{seed}"
     if (folder / "model.json").exists():
         return load_trained_model(folder)
-    trained, wall = common.timed(pretrain, dataset, model_config, cfg, device)
+    checkpoints = CheckpointStore(store.folder / "checkpoints", folder.name,
+                                  config_fingerprint(cfg, model_config, dataset.stats))  # fmt: skip
+    trained, wall = common.timed(pretrain, dataset, model_config, cfg, device, checkpoints=checkpoints)
     trained.summary["wall_seconds"] = wall
     save_trained_model(trained, folder)
     return trained

@@ -11,7 +11,9 @@
 # Usage: scripts/gpu_benchmarks.sh OUT [BUDGET_SECONDS]     (default budget 560 s)
 # Environment: PYTHON (default .venv/bin/python), DEVICE (cuda), SEEDS ("42 1 2"), DATA_DIR (the
 # authors' files, default ../shared/data/s3rec), PRETRAIN_EPOCHS (150), FINETUNE_EPOCHS (a cap, for
-# dry runs), SKIP_ML100K=1.
+# dry runs), SKIP_ML100K=1, WORK (the LastFM work folder, default a new one), UNCAPPED=1 (no cap on
+# the pretraining: the budget's timeout kills it, and the script run again over the same WORK
+# resumes it after its last finished epoch, so 150 epochs can span several commands).
 set -u
 out=${1:?usage: scripts/gpu_benchmarks.sh OUT [BUDGET_SECONDS]}
 budget=${2:-560}
@@ -44,15 +46,17 @@ lastfm() {
   local seed=$1 variant minutes cap=()
   [ -n "${FINETUNE_EPOCHS:-}" ] && cap=(--finetune-epochs "$FINETUNE_EPOCHS")
   for variant in none pretrained; do
-    minutes=$(awk "BEGIN { print ($(left) - 100) / 60 }")
+    minutes=()
+    [ -z "${UNCAPPED:-}" ] && minutes=(--pretrain-minutes "$(awk "BEGIN { print ($(left) - 100) / 60 }")")
     timeout $(($(left) > 20 ? $(left) - 15 : 5)) "$python" benchmarks/s3rec_paper.py --device "$device" --threads 4 \
       --data-dir "$data_dir" --datasets LastFM --seeds "$seed" --settings paper project --variants $variant \
-      --parts s3rec --pretrain-rows prefixes --pretrain-epochs "${PRETRAIN_EPOCHS:-150}" --pretrain-minutes "$minutes" \
+      --parts s3rec --pretrain-rows prefixes --pretrain-epochs "${PRETRAIN_EPOCHS:-150}" "${minutes[@]}" \
       "${cap[@]}" --work "$work" --results "$work/report-seed$seed.json" || echo "stopped: exit $?"
   done
 }
 say "LastFM, seeds $seeds in parallel"
-work=$(mktemp -d)
+work=${WORK:-$(mktemp -d)}
+mkdir -p "$work"
 pids=()
 for seed in $seeds; do
   lastfm "$seed" >"$out/lastfm_seed$seed.log" 2>&1 &
