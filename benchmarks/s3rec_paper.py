@@ -225,7 +225,7 @@ def summarise(store: common.Store, dataset: SequenceDataset) -> dict:
             against_ease[base] = paired_bootstrap(_per_user_ndcg_mean(by_seed.values(), "test_full"), ease)
         # The pipeline's pretraining at another length against its default length, over the seeds both have.
         default = groups.get(f"s3rec-{run['setting']}-default_pretraining{run['architecture']}", {})
-        if run["variant"].startswith("default_pretraining") and by_seed is not default:
+        if re.fullmatch(r"default_pretraining\d+", run["variant"]):
             shared = sorted(by_seed.keys() & default.keys())
             if shared:
                 against_default[base] = {"seeds": shared} | paired_bootstrap(

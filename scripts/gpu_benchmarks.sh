@@ -5,8 +5,9 @@
 #  2. the S3Rec paper benchmark on LastFM with the paper's own pretraining (every prefix, 150
 #     epochs, batch 100), one process per seed sharing the GPU: both finetuning settings without
 #     pretraining, then the pretraining, cut at what the budget leaves (its epochs run are in the
-#     report), and both settings from it. Its work folder is packed into OUT/lastfm_work.tgz; summarise it anywhere with
-#     benchmarks/s3rec_paper.py --report-only --work <unpacked folder> --results <json>.
+#     report), and both settings from it. Its work folder is packed into OUT/lastfm_work.tgz;
+#     summarise it anywhere with benchmarks/s3rec_paper.py --report-only --work <unpacked folder>
+#     --results <json>.
 #
 # Usage: scripts/gpu_benchmarks.sh OUT [BUDGET_SECONDS]     (default budget 560 s)
 # Environment: PYTHON (default .venv/bin/python), DEVICE (cuda), SEEDS ("42 1 2"), DATA_DIR (the

@@ -120,8 +120,7 @@ def launch(entrypoint: Callable, args: tuple, processes: int, device: str = "cpu
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    gpus = torch.cuda.device_count() if device == "cuda" else 0
-    if device == "cuda" and processes > gpus:
+    if device == "cuda" and processes > (gpus := torch.cuda.device_count()):
         # NCCL refuses two ranks on one GPU, and a rank without one would fail only after its start.
         raise ValueError(f"{processes} processes on cuda need a GPU each; this machine has {gpus}: "
                          "set processes to at most that, or train on one")
