@@ -31,6 +31,7 @@ Run: .venv/bin/python benchmarks/s3rec_paper.py --datasets LastFM --seeds 42 1 2
      [--pretraining-fit]  (each pretraining's and the authors' checkpoint's losses on one fixed draw)
      [--default-pretraining-epochs 10]  (the pipeline's pretraining at another length)
      [--device cuda] [--pretrain-minutes M]  (S3Rec trains on the GPU; a wall-clock cap on each pretraining)
+     [--pretrain-snapshots 20 40]  (with --pretrain-epochs 150: also the 20- and 40-epoch pretrainings, on the way)
      [--results benchmarks/results/other.json]
 (writes benchmarks/results/s3rec_paper.json and s3rec_paper.png, or --results and its plots)
 """
@@ -103,15 +104,44 @@ def paper_pretraining(epochs: int, rows: str, seed: int, max_minutes: float | No
                           map_weight=1.0, sp_weight=0.5, rows=rows, seed=seed, max_minutes=max_minutes)  # fmt: skip
 
 
+def time_cap_label(cfg: PretrainConfig) -> str:
+    """A pretraining's wall-clock cap in run names: a capped pretraining stops early, so it never
+    shares a finished model or figures with the full one."""
+    return f"max{cfg.max_minutes:g}min" if cfg.max_minutes is not None else ""
+
+
+class SnapshottingCheckpoints(CheckpointStore):
+    """A pretraining's per-epoch checkpoints that also leave, at each epoch of ``snapshots``, a
+    finished checkpoint of the pretraining that stops at that epoch: the first N epochs of a longer
+    pretraining are the same computation (no schedule depends on the epoch count), so an N-epoch
+    pretraining then finetunes from it without training again."""
+
+    def __init__(self, root: Path, job: str, fingerprint: str, snapshots: dict[int, CheckpointStore]):
+        super().__init__(root, job, fingerprint)
+        self.snapshots = snapshots
+
+    def save(self, state: dict) -> None:
+        super().save(state)
+        snapshot = self.snapshots.get(state["epoch"])
+        if snapshot is not None and snapshot.load() is None:
+            snapshot.save(state | {"finished": True})
+
+
 def pretrained_weights(store: common.Store, dataset, model_config, seed: int, cfg: PretrainConfig, name: str,
-                       device: torch.device):  # fmt: skip
+                       device: torch.device,
+                       snapshots: dict[int, tuple[PretrainConfig, str]] | None = None):  # fmt: skip
     """This seed's pretraining (trained once, kept in the store for every setting). A killed one
-    resumes after its last finished epoch (the checkpoint is keyed by its config and the data)."""
+    resumes after its last finished epoch (the checkpoint is keyed by its config and the data).
+    ``snapshots``: {epoch: (config, name)} of shorter pretrainings to leave finished on the way."""
+
+    def checkpoints_of(cfg: PretrainConfig, name: str) -> tuple[Path, str, str]:
+        return store.folder / "checkpoints", f"{name}-seed{seed}", config_fingerprint(cfg, model_config, dataset.stats)
+
     folder = store.folder / f"{name}-seed{seed}"
     if (folder / "model.json").exists():
         return load_trained_model(folder)
-    checkpoints = CheckpointStore(store.folder / "checkpoints", folder.name,
-                                  config_fingerprint(cfg, model_config, dataset.stats))  # fmt: skip
+    shorter = {epoch: CheckpointStore(*checkpoints_of(*run)) for epoch, run in (snapshots or {}).items()}
+    checkpoints = SnapshottingCheckpoints(*checkpoints_of(cfg, name), shorter)
     trained, wall = common.timed(pretrain, dataset, model_config, cfg, device, checkpoints=checkpoints)
     trained.summary["wall_seconds"] = wall
     save_trained_model(trained, folder)
@@ -124,14 +154,20 @@ def s3rec_runs(store: common.Store, dataset: SequenceDataset, name: str, seed: i
     # Runs of another architecture are kept under their own names; the report pairs a pretrained
     # variant with the default architecture's none, so sweep architectures without pretraining.
     architecture = "".join(f"-{key}{value}" for key, value in sorted(overrides.items()))
-    paper = paper_pretraining(args.pretrain_epochs, args.pretrain_rows, seed, args.pretrain_minutes)
-    paper_name = f"pretrained-{args.pretrain_rows}-{args.pretrain_epochs}{architecture}"
+
+    def paper_run(epochs: int) -> tuple[PretrainConfig, str]:
+        cfg = paper_pretraining(epochs, args.pretrain_rows, seed, args.pretrain_minutes)
+        return cfg, f"pretrained-{cfg.rows}-{cfg.epochs}{time_cap_label(cfg)}{architecture}"
+
+    paper, paper_name = paper_run(args.pretrain_epochs)
+    snapshots = {epochs: paper_run(epochs) for epochs in args.pretrain_snapshots if epochs < args.pretrain_epochs}
     # The pipeline's pretraining at another length is named after its epochs (the default's name has none).
     default = PretrainConfig(seed=seed, epochs=args.default_pretraining_epochs)
     default_epochs = default.epochs if default.epochs != PretrainConfig().epochs else ""
     starts = {
         "none": lambda: None,
-        "pretrained": lambda: pretrained_weights(store, dataset, model_config, seed, paper, paper_name, args.device),
+        "pretrained": lambda: pretrained_weights(store, dataset, model_config, seed, paper, paper_name, args.device,
+                                                 snapshots),
         "default_pretraining": lambda: pretrained_weights(
             store, dataset, model_config, seed, default, f"default-pretraining{default_epochs}{architecture}",
             args.device),
@@ -143,7 +179,7 @@ def s3rec_runs(store: common.Store, dataset: SequenceDataset, name: str, seed: i
         for variant, start in starts.items():
             if variant not in args.variants:
                 continue
-            key = f"s3rec-{setting}-{variant}" + (f"-{args.pretrain_rows}{args.pretrain_epochs}"
+            key = f"s3rec-{setting}-{variant}" + (f"-{paper.rows}{paper.epochs}{time_cap_label(paper)}"
                                                   if variant == "pretrained" else "")
             key += str(default_epochs) if variant == "default_pretraining" else ""
             key += f"{architecture}-seed{seed}"
@@ -246,9 +282,9 @@ def summarise(store: common.Store, dataset: SequenceDataset) -> dict:
             "minus_ease_full": against_ease, "minus_default_pretraining_full": against_default}
 
 
-# s3rec-<setting>-<variant>[-<rows><epochs>][-<field><value>...], as s3rec_runs names its runs.
+# s3rec-<setting>-<variant>[-<rows><epochs>[max<minutes>min]][-<field><value>...], as s3rec_runs names its runs.
 RUN_NAME = re.compile(r"^s3rec-(?P<setting>[a-z]+)-"
-                      r"(?P<variant>none|default_pretraining\d*|official|pretrained-[a-z]+\d+)"
+                      r"(?P<variant>none|default_pretraining\d*|official|pretrained-[a-z]+\d+(max[\d.]+min)?)"
                       r"(?P<architecture>(-[a-z_]+[\d.]+)*)$")
 
 
@@ -373,6 +409,9 @@ def main() -> None:
                         help="epochs of the default_pretraining variant (the pipeline's pretraining)")
     parser.add_argument("--pretrain-minutes", type=float, default=None,
                         help="wall-clock cap on each pretraining (its epochs run are reported)")
+    parser.add_argument("--pretrain-snapshots", type=int, nargs="*", default=[], metavar="EPOCHS",
+                        help="leave the paper's pretraining at these epochs as finished pretrainings of that length "
+                             "(finetuned later with --pretrain-epochs EPOCHS, without pretraining again)")
     parser.add_argument("--pretrain-rows", default="prefixes", choices=["prefixes", "last", "windows"])
     parser.add_argument("--device", default="cpu", help="where S3Rec trains: cpu, cuda or auto (evaluation: CPU)")
     parser.add_argument("--official-checkpoints", type=Path, default=None,
