@@ -50,8 +50,9 @@ def activate_team_stack(env: dict) -> None:
                    check=True, capture_output=True)  # fmt: skip
 
 
-def start_run(env: dict, config: Path) -> subprocess.Popen:
-    activate_team_stack(env)
+def start_run(env: dict, config: Path, activate: bool = True) -> subprocess.Popen:
+    if activate:  # writes the shared checkout's .zen: never from two clients at once
+        activate_team_stack(env)
     return subprocess.Popen([PYTHON, "-m", "movielens_pipeline.integrations.run_pipeline", "--config", str(config)],
                             env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -144,7 +145,7 @@ def test_two_clients_at_the_same_moment_leave_exactly_one_champion(stack, tmp_pa
         for env in envs:  # each client's first activation writes the shared checkout's .zen: not at once
             activate_team_stack(env)
         with ThreadPoolExecutor(2) as pool:
-            outputs = list(pool.map(lambda pair: finish(start_run(*pair)), zip(envs, configs)))
+            outputs = list(pool.map(lambda pair: finish(start_run(*pair, activate=False)), zip(envs, configs)))
         decisions = as_client(envs[0], DECISIONS.replace("MODEL", model))
         assert len(decisions) == 2, [o[-2000:] for o in outputs]
         client = mlflow_client(stack)
