@@ -123,7 +123,7 @@ class SnapshottingCheckpoints(CheckpointStore):
     def save(self, state: dict) -> None:
         super().save(state)
         snapshot = self.snapshots.get(state["epoch"])
-        if snapshot is not None and snapshot.load() is None:
+        if snapshot is not None and not snapshot.path.exists():  # an earlier run's snapshot stands
             snapshot.save(state | {"finished": True})
 
 
