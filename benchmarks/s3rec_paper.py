@@ -311,13 +311,19 @@ def _per_user_ndcg_mean(runs, split_protocol: str) -> np.ndarray:
     return np.mean(values, axis=0)
 
 
+def in_natural_order(names) -> list[str]:
+    """Run names with their numbers compared as numbers: prefixes20 before prefixes100."""
+    return sorted(names, key=lambda name: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)])
+
+
 def print_table(name: str, summary: dict) -> None:
     print(f"\n{name}: {summary['dataset']['num_users']:,} users, {summary['dataset']['num_items']:,} items, "
           f"{summary['dataset']['num_interactions']:,} interactions; test, seen items excluded")  # fmt: skip
     header = f"{'model':<44}{'seeds':>6}" + "".join(f"{h:>9}" for h in ("HR@10", "NDCG@10", "MRR", "sHR@10",
                                                                           "sNDCG@10", "sMRR"))  # fmt: skip
     print(header)
-    for model, f in sorted(summary["models"].items()):
+    for model in in_natural_order(summary["models"]):
+        f = summary["models"][model]
         print(f"{model:<44}{f['seeds']:>6}" + "".join(
             f"{f[k]:>9.4f}" for k in ("hit_at_10", "ndcg_at_10", "mrr", "sampled_hit_at_10", "sampled_ndcg_at_10",
                                       "sampled_mrr")))  # fmt: skip
@@ -353,13 +359,13 @@ def plot(summaries: dict[str, dict], path: Path) -> None:
         for column, protocol in enumerate(PROTOCOLS):
             ax = axes[row][column]
             key = "ndcg_at_10" if protocol == "full" else "sampled_ndcg_at_10"
-            models = sorted(summary["models"])
+            models = in_natural_order(summary["models"])
             values = [summary["models"][m][key] for m in models]
             ax.barh(models, values, color=["#4c72b0" if m.startswith("s3rec") else "#999999" for m in models])
             for label, (ndcg, _) in PUBLISHED.get(name, {}).get(protocol, {}).items():
                 ax.axvline(ndcg, linestyle="--", linewidth=1, color="#c44e52")
                 ax.text(ndcg, len(models) - 0.5, f" {label}", fontsize=7, color="#c44e52", rotation=90, va="top")
-            ax.set_title(f"{name}, {protocol} ranking: test NDCG@10 (mean over seeds)", fontsize=9)
+            ax.set_title(f"{name}: test NDCG@10, {protocol} ranking", fontsize=9)
             ax.tick_params(labelsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
