@@ -6,7 +6,7 @@ import torch
 from test_s3rec import chain_dataset, model_config
 
 from benchmarks.common import Store
-from benchmarks.s3rec_paper import RUN_NAME, paper_pretraining, pretrained_weights, time_cap_label
+from benchmarks.s3rec_paper import RUN_NAME, in_natural_order, paper_pretraining, pretrained_weights, time_cap_label
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -36,3 +36,10 @@ def test_a_capped_pretraining_is_named_apart_from_the_full_one():
     assert RUN_NAME.match("s3rec-paper-pretrained-prefixes150max25min")["variant"] == "pretrained-prefixes150max25min"
     capped_sweep = RUN_NAME.match("s3rec-project-pretrained-prefixes150max7.5min-max_len100")
     assert (capped_sweep["variant"], capped_sweep["architecture"]) == ("pretrained-prefixes150max7.5min", "-max_len100")
+
+
+def test_runs_of_several_lengths_are_listed_shortest_first():
+    names = ["s3rec-paper-pretrained-prefixes100", "s3rec-paper-pretrained-prefixes20", "s3rec-paper-none",
+             "s3rec-paper-pretrained-prefixes80", "ease"]
+    assert in_natural_order(names) == ["ease", "s3rec-paper-none", "s3rec-paper-pretrained-prefixes20",
+                                       "s3rec-paper-pretrained-prefixes80", "s3rec-paper-pretrained-prefixes100"]
