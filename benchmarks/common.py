@@ -191,7 +191,8 @@ def run_or_load(store: Store, key: str, make):
     figures, ranks = make()
     figures["wall_seconds"] = time.perf_counter() - started
     store.put(key, figures, ranks)
-    logging.info("%s: test NDCG@10 %.4f (sampled %.4f)", key, figures["ndcg_at_10"], figures["sampled_ndcg_at_10"])
+    logging.info("%s: %s", key, ", ".join(f"{name} {value:.4f}" for name, value in figures.items()
+                                          if name.endswith("ndcg_at_10")))  # fmt: skip
     return figures, ranks
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import sys
 import time
 from pathlib import Path
@@ -119,19 +118,11 @@ def main() -> dict:
     for stream in STREAMS:
         for seed in args.seeds:
             key = f"{stream}-{seed}"
-            found = store.get(key)
-            if found is None:
-                with dropout_stream(stream):
-                    run_started = time.perf_counter()
-                    figures, run_ranks = train_both(dataset, model_config, seed, device)
-                    figures["wall_seconds"] = time.perf_counter() - run_started
-                store.put(key, figures, run_ranks)
-                found = figures, run_ranks
-            else:
-                logging.info("%s: from %s", key, args.work)
-            figures, ranks[stream, seed] = found
-            per_run[key] = figures | {f"{variant}_test_ndcg_at_10": metrics_from_ranks(found[1][variant])["ndcg_at_10"]
-                                      for variant in VARIANTS}  # fmt: skip
+            with dropout_stream(stream):
+                figures, ranks[stream, seed] = common.run_or_load(
+                    store, key, lambda: train_both(dataset, model_config, seed, device))  # fmt: skip
+            per_run[key] = figures | {f"{variant}_test_ndcg_at_10": metrics_from_ranks(ranks[stream, seed][variant])
+                                      ["ndcg_at_10"] for variant in VARIANTS}  # fmt: skip
     comparisons = compare(ranks, args.seeds)
     report = {"protocol": common.PROTOCOL, "dataset": dataset.stats, "seeds": args.seeds, "runs": per_run,
               "comparisons": comparisons, "device": str(device)} | common.environment(started)  # fmt: skip
